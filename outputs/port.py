@@ -1,0 +1,51 @@
+"""MIDI output ports through mido (rtmidi by default; ``MIDO_BACKEND`` picks another backend)."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import mido
+
+logger = logging.getLogger(__name__)
+
+
+class PortError(Exception):
+    """No usable MIDI output port; the message says which ports exist."""
+
+
+def choose_port(available: Sequence[str], wanted: str) -> str:
+    """The port named exactly ``wanted``, or the only one containing it, ignoring case."""
+    if wanted in available:
+        return wanted
+    matches = [name for name in available if wanted.lower() in name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(repr(name) for name in available) or "none"
+    reason = "matches several ports" if matches else "matches no port"
+    raise PortError(f"MIDI_OUTPUT_PORT={wanted!r} {reason}; output ports: {listing}")
+
+
+def output_port_names() -> list[str]:
+    try:
+        return list(mido.get_output_names())
+    except OSError as exc:
+        logger.warning("cannot list MIDI output ports (%s)", exc)
+        return []
+
+
+def open_port(wanted: str | None, virtual_name: str | None) -> mido.ports.BaseOutput | None:
+    """Open the chosen output port; None when no port is asked for and none exists."""
+    try:
+        if virtual_name:
+            port = mido.open_output(virtual_name, virtual=True)
+        elif wanted:
+            port = mido.open_output(choose_port(output_port_names(), wanted))
+        else:
+            names = output_port_names()
+            if not names:
+                return None
+            port = mido.open_output(names[0])
+    except (OSError, ImportError) as exc:
+        raise PortError(f"cannot open MIDI output: {exc}") from None
+    logger.info("playing through MIDI output port %r", port.name)
+    return port

@@ -1,0 +1,87 @@
+"""Per-song measurement: what was played, what was lost or repeated, and how late it was."""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    """p50, p99 (nearest rank) and max, rounded to microseconds; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+    return {"p50": round(rank(0.50), 3), "p99": round(rank(0.99), 3), "max": round(ordered[-1], 3)}
+
+
+def is_note(message_bytes: list[int]) -> bool:
+    """note-on or note-off (a note-on with velocity 0 is a note-off too)."""
+    return 0x80 <= message_bytes[0] <= 0x9F
+
+
+@dataclass
+class SongStats:
+    song: str
+    events: int = 0
+    notes: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    late: int = 0
+    dropped: int = 0
+    expected: int | None = None
+    highest_seq: int = -1
+    seen: set[int] = field(default_factory=set)
+    latencies_ms: list[float] = field(default_factory=list)
+    # played time minus score time, for events whose score timing is known (speed ratio > 0)
+    offsets: list[float] = field(default_factory=list)
+
+    def arrive(self, seq: int) -> bool:
+        """Count an arriving event; False when it was already seen and must not play again."""
+        if seq in self.seen:
+            self.duplicates += 1
+            return False
+        self.seen.add(seq)
+        if seq < self.highest_seq:
+            self.reordered += 1
+        self.highest_seq = max(self.highest_seq, seq)
+        return True
+
+    def played(self, message: list[int], played_at: float, sent_at: float, target: float | None) -> None:
+        """Record an event that reached the outputs at wall time ``played_at``."""
+        self.events += 1
+        if is_note(message):
+            self.notes += 1
+        self.latencies_ms.append((played_at - sent_at) * 1000.0)
+        if target is not None:
+            self.offsets.append(played_at - target)
+
+    @property
+    def lost(self) -> int:
+        """Sequence numbers never seen: below the highest seen, or below the end event's count."""
+        known = self.expected if self.expected is not None else self.highest_seq + 1
+        return max(0, known - len(self.seen))
+
+    def timing_errors_ms(self) -> list[float]:
+        if not self.offsets:
+            return []
+        constant = statistics.median(self.offsets)
+        return [abs(offset - constant) * 1000.0 for offset in self.offsets]
+
+    def summary(self) -> dict:
+        return {
+            "song": self.song,
+            "events": self.events,
+            "notes": self.notes,
+            "expected": self.expected,
+            "lost": self.lost,
+            "duplicates": self.duplicates,
+            "reordered": self.reordered,
+            "late": self.late,
+            "dropped": self.dropped,
+            "latency_ms": percentiles(self.latencies_ms),
+            "timing_error_ms": percentiles(self.timing_errors_ms()),
+        }
