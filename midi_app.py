@@ -5,10 +5,13 @@
 """
 from __future__ import annotations
 
-from settings import Settings
+from settings import Settings, SettingsError
 from transport import MidiFaustApp
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except SettingsError as exc:
+    raise SystemExit(f"midi_app: {exc}") from None
 
 app = MidiFaustApp(
     "midi_app",

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Mapping
 
 DEFAULT_VIRTUAL_PORT_NAME = "midivirtualoutput"
-OUTPUT_KINDS = ("port", "log", "null")
+OUTPUT_KINDS = ("port", "log", "null", "synth", "wav", "mid")
+OUTPUT_KINDS_WITH_PATH = ("wav", "mid")
+PLAYBACK_MODES = ("live", "buffered")
 
 
 class SettingsError(ValueError):
@@ -22,7 +24,7 @@ def _text(env: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind: type, minimum: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float | None, kind: type, minimum: float) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -35,15 +37,27 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type, minim
     return value
 
 
-def _output_kinds(env: Mapping[str, str]) -> tuple[str, ...]:
-    kinds = tuple(part.strip() for part in _text(env, "MIDI_OUTPUT", "port").split(",") if part.strip())
-    unknown = [kind for kind in kinds if kind not in OUTPUT_KINDS]
-    if unknown or not kinds:
-        raise SettingsError(
-            f"MIDI_OUTPUT={env.get('MIDI_OUTPUT')!r}: unknown output {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(OUTPUT_KINDS)}"
-        )
-    return kinds
+def _outputs(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``MIDI_OUTPUT`` as a tuple of ``kind`` or ``kind:PATH`` entries, checked."""
+    raw = _text(env, "MIDI_OUTPUT", "port")
+    outputs = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for output in outputs:
+        kind, has_path, path = output.partition(":")
+        if kind not in OUTPUT_KINDS:
+            raise SettingsError(f"MIDI_OUTPUT={raw!r}: unknown output {kind!r}; choose from {', '.join(OUTPUT_KINDS)}")
+        if (kind in OUTPUT_KINDS_WITH_PATH) != bool(has_path and path):
+            form = f"{kind}:PATH" if kind in OUTPUT_KINDS_WITH_PATH else kind
+            raise SettingsError(f"MIDI_OUTPUT={raw!r}: write {form!r}")
+    if not outputs:
+        raise SettingsError("MIDI_OUTPUT is empty; choose from " + ", ".join(OUTPUT_KINDS))
+    return outputs
+
+
+def _playback(env: Mapping[str, str]) -> str:
+    mode = _text(env, "MIDI_PLAYBACK", "buffered" if env.get("MIDI_PLAYOUT_DELAY", "").strip() else "live")
+    if mode not in PLAYBACK_MODES:
+        raise SettingsError(f"MIDI_PLAYBACK={mode!r}: choose live or buffered")
+    return mode
 
 
 def _virtual_port(env: Mapping[str, str]) -> str | None:
@@ -71,6 +85,17 @@ class Settings:
     session_timeout: float = 10.0
     rebalance_timeout: float = 10.0
     status_interval: float = 5.0
+    # live plays on arrival; buffered plays at song start + score time + playout_delay.
+    playback: str = "live"
+    playout_delay: float = 0.2
+    # None keeps every event however late it arrives.
+    max_lateness: float | None = None
+    # Limits on what produce-midi accepts, so a broken file cannot publish hours of silence.
+    max_file_bytes: int = 16 * 1024 * 1024
+    max_song_seconds: float = 4 * 3600.0
+    max_song_events: int = 1_000_000
+    # None looks where the system keeps General MIDI SoundFonts.
+    soundfont: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -80,13 +105,20 @@ class Settings:
             topic=_text(env, "MIDI_TOPIC", cls.topic),
             topic_partitions=int(_number(env, "MIDI_TOPIC_PARTITIONS", cls.topic_partitions, int, 1)),
             topic_replicas=int(_number(env, "MIDI_TOPIC_REPLICAS", cls.topic_replicas, int, 1)),
-            outputs=_output_kinds(env),
+            outputs=_outputs(env),
             output_port=env.get("MIDI_OUTPUT_PORT", "").strip() or None,
             virtual_port=_virtual_port(env),
             fetch_wait_ms=int(_number(env, "MIDI_FETCH_WAIT_MS", cls.fetch_wait_ms, int, 0)),
             session_timeout=_number(env, "MIDI_SESSION_TIMEOUT", cls.session_timeout, float, 1),
             rebalance_timeout=_number(env, "MIDI_REBALANCE_TIMEOUT", cls.rebalance_timeout, float, 1),
             status_interval=_number(env, "MIDI_STATUS_INTERVAL", cls.status_interval, float, 0.1),
+            playback=_playback(env),
+            playout_delay=_number(env, "MIDI_PLAYOUT_DELAY", cls.playout_delay, float, 0),
+            max_lateness=_number(env, "MIDI_MAX_LATENESS", None, float, 0),
+            max_file_bytes=int(_number(env, "MIDI_MAX_FILE_BYTES", cls.max_file_bytes, int, 1)),
+            max_song_seconds=_number(env, "MIDI_MAX_SONG_SECONDS", cls.max_song_seconds, float, 1),
+            max_song_events=int(_number(env, "MIDI_MAX_SONG_EVENTS", cls.max_song_events, int, 1)),
+            soundfont=env.get("MIDI_SOUNDFONT", "").strip() or None,
         )
 
     @property

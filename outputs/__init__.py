@@ -71,22 +71,24 @@ class OutputSet:
                 output.send(message)
 
     def release(self, song: str) -> None:
-        """Note-offs and pedal up for what ``song`` left sounding, sparing the other songs' notes."""
+        """Release what ``song`` left sounding: note-offs, pedal up, All Notes Off and All Sound Off
+        on the channels it used."""
         sounding = self.sounding.pop(song, None)
         if sounding is not None:
-            self._send_all(sounding.note_offs())
+            self._send_all(sounding.note_offs() + channels_off(sounding.channels))
 
     def silence(self) -> None:
-        """Release every song's notes, then All Notes Off and All Sound Off on every channel used."""
-        channels: set[int] = set()
+        """Release every song still sounding."""
         for song in list(self.sounding):
-            channels |= self.sounding[song].channels
             self.release(song)
-        self._send_all([
-            mido.Message("control_change", channel=channel, control=control, value=0)
-            for channel in sorted(channels)
-            for control in (ALL_NOTES_OFF, ALL_SOUND_OFF)
-        ])
+
+
+def channels_off(channels: set[int]) -> list[mido.Message]:
+    return [
+        mido.Message("control_change", channel=channel, control=control, value=0)
+        for channel in sorted(channels)
+        for control in (ALL_NOTES_OFF, ALL_SOUND_OFF)
+    ]
 
 
 @contextmanager

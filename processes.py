@@ -1,0 +1,129 @@
+"""Running the app's two commands as a user would, for ``make run``, the tests and the benchmarks."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+HERE = Path(__file__).resolve().parent
+SONG_SUMMARY_MARK = "song summary "
+READY_MARK = "Worker]: Ready"
+
+
+def faust_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "faust", "-A", "midi_app", *args]
+
+
+def parse_summary(line: str) -> dict:
+    return json.loads(line.split(SONG_SUMMARY_MARK, 1)[1].strip())
+
+
+class WorkerProcess:
+    """``faust -A midi_app worker`` in a child process, its output lines kept for reading.
+
+    Use as a context manager: entering starts it and waits until Faust says it is ready; leaving
+    sends SIGTERM (as a user's Ctrl-C would) and waits for it to stop.
+    """
+
+    def __init__(self, env: Mapping[str, str], ready_timeout: float = 30.0,
+                 echo: Callable[[str], None] = lambda line: None) -> None:
+        self.env = {**os.environ, **env}
+        self.ready_timeout = ready_timeout
+        self.echo = echo
+        self.lines: list[str] = []
+        self._unread: queue.Queue[str | None] = queue.Queue()
+        self.process: subprocess.Popen | None = None
+        self.ready_after: float | None = None
+
+    def __enter__(self) -> "WorkerProcess":
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            faust_command("worker", "-l", "info"), cwd=HERE, env=self.env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        if self.wait_for(lambda line: READY_MARK in line, self.ready_timeout) is None:
+            self.stop()
+            raise RuntimeError(f"worker not ready within {self.ready_timeout:.0f} s:\n" + "\n".join(self.lines[-30:]))
+        self.ready_after = time.monotonic() - started
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            self.echo(line)
+            self._unread.put(line)
+        self._unread.put(None)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> str | None:
+        """The next unread line satisfying ``predicate``; None when the time or the output runs out."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._unread.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            if line is None:
+                self._unread.put(None)
+                return None
+            if predicate(line):
+                return line
+        return None
+
+    def wait_for_summaries(self, count: int, timeout: float) -> list[dict]:
+        """The next ``count`` song summaries; raises TimeoutError naming how many came."""
+        summaries = []
+        deadline = time.monotonic() + timeout
+        while len(summaries) < count:
+            line = self.wait_for(lambda text: SONG_SUMMARY_MARK in text, deadline - time.monotonic())
+            if line is None:
+                raise TimeoutError(f"{len(summaries)} of {count} song summaries within {timeout:.0f} s")
+            summaries.append(parse_summary(line))
+        return summaries
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def run_producer(args: list[str], env: Mapping[str, str], timeout: float = 600.0,
+                 echo: Callable[[str], None] = lambda line: None) -> subprocess.CompletedProcess:
+    """Run ``produce-midi`` to completion, echoing its progress lines; they are kept in ``stderr``."""
+    process = subprocess.Popen(faust_command("produce-midi", *args), cwd=HERE, env={**os.environ, **env},
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            echo(line.rstrip("\n"))
+        stdout = process.stdout.read()
+        process.wait()
+    finally:
+        timer.cancel()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, "".join(lines))
+
+
+def songs_published(producer_stderr: str) -> int:
+    return sum(line.startswith("done ") for line in producer_stderr.splitlines())
