@@ -36,6 +36,8 @@ class SongStats:
     highest_seq: int = -1
     seen: set[int] = field(default_factory=set)
     latencies_ms: list[float] = field(default_factory=list)
+    first_played_at: float | None = None
+    last_played_at: float | None = None
     # played time minus score time, for events whose score timing is known (speed ratio > 0)
     offsets: list[float] = field(default_factory=list)
 
@@ -53,6 +55,9 @@ class SongStats:
     def played(self, message: list[int], played_at: float, sent_at: float, target: float | None) -> None:
         """Record an event that reached the outputs at wall time ``played_at``."""
         self.events += 1
+        if self.first_played_at is None:
+            self.first_played_at = played_at
+        self.last_played_at = played_at
         if is_note(message):
             self.notes += 1
         self.latencies_ms.append((played_at - sent_at) * 1000.0)
@@ -84,4 +89,6 @@ class SongStats:
             "dropped": self.dropped,
             "latency_ms": percentiles(self.latencies_ms),
             "timing_error_ms": percentiles(self.timing_errors_ms()),
+            "first_played_at": self.first_played_at,
+            "last_played_at": self.last_played_at,
         }
