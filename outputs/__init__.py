@@ -1,4 +1,5 @@
-"""Where played events go: ports, the console, nowhere; always left silent when playing stops."""
+"""Where played events go: ports, the built-in synth, WAV and MIDI files, the console, nowhere; always left
+silent when playing stops, and files finalised at each song end."""
 from __future__ import annotations
 
 import logging
@@ -8,20 +9,30 @@ from typing import Iterator, Protocol
 import mido
 
 from outputs.console import ConsoleOutput
+from outputs.midi_recording import MidiRecording
 from outputs.port import PortError, open_port
+from outputs.synth import SynthOutput, SynthUnavailable
+from outputs.wav import WavOutput
 from settings import Settings
 
-__all__ = ["Output", "OutputSet", "PortError", "SoundingNotes", "open_outputs"]
+__all__ = ["Output", "OutputSet", "PortError", "Recording", "SoundingNotes", "SynthUnavailable", "open_outputs"]
 
 logger = logging.getLogger(__name__)
 
 SUSTAIN_PEDAL = 64
 ALL_SOUND_OFF = 120
 ALL_NOTES_OFF = 123
+# Where ``port`` records the performance when there is neither a MIDI port nor an audio device.
+FALLBACK_WAV = "performance.wav"
 
 
 class Output(Protocol):
     def send(self, message: mido.Message) -> None: ...
+
+
+class Recording(Output, Protocol):
+    def song_ended(self, still_playing: bool) -> None:
+        """A song's releases were sent; make the file complete. ``still_playing``: another song is sounding."""
 
 
 class SoundingNotes:
@@ -53,8 +64,9 @@ class SoundingNotes:
 class OutputSet:
     """Sends each message to every output and remembers, per song, what is sounding."""
 
-    def __init__(self, outputs: list[Output]) -> None:
+    def __init__(self, outputs: list[Output], recordings: list[Recording] = ()) -> None:
         self.outputs = outputs
+        self.recordings = list(recordings)
         self.sounding: dict[str, SoundingNotes] = {}
 
     def send(self, message: mido.Message, song: str = "") -> None:
@@ -76,6 +88,8 @@ class OutputSet:
         sounding = self.sounding.pop(song, None)
         if sounding is not None:
             self._send_all(sounding.note_offs() + channels_off(sounding.channels))
+            for recording in self.recordings:
+                recording.song_ended(still_playing=bool(self.sounding))
 
     def silence(self) -> None:
         """Release every song still sounding."""
@@ -96,19 +110,41 @@ def open_outputs(settings: Settings) -> Iterator[OutputSet]:
     """Open every output in ``settings.outputs``; on exit, silence them and close them."""
     with ExitStack() as stack:
         outputs: list[Output] = []
-        for kind in settings.outputs:
+        for entry in settings.outputs:
+            kind, _, path = entry.partition(":")
             if kind == "port":
                 port = open_port(settings.output_port, settings.virtual_port)
                 if port is None:
-                    logger.warning("no MIDI output port exists; printing notes instead (MIDI_OUTPUT=null measures only)")
-                    outputs.append(ConsoleOutput())
+                    outputs.append(open_instead_of_port(settings, stack))
                 else:
                     stack.callback(port.close)
                     outputs.append(port)
             elif kind == "log":
                 outputs.append(ConsoleOutput())
-        output_set = OutputSet(outputs)
+            elif kind == "synth":
+                outputs.append(stack.enter_context(SynthOutput(settings.soundfont)))
+            elif kind == "wav":
+                outputs.append(stack.enter_context(WavOutput(path, settings.soundfont)))
+            elif kind == "mid":
+                outputs.append(stack.enter_context(MidiRecording(path)))
+        recordings = [output for output in outputs if isinstance(output, (WavOutput, MidiRecording))]
+        output_set = OutputSet(outputs, recordings)
         try:
             yield output_set
         finally:
             output_set.silence()
+
+
+def open_instead_of_port(settings: Settings, stack: ExitStack) -> Output:
+    """No MIDI port exists: the built-in synth, else a WAV file of the performance, else notes on the console."""
+    try:
+        return stack.enter_context(SynthOutput(settings.soundfont))
+    except SynthUnavailable as exc:
+        no_synth = exc
+    try:
+        wav = stack.enter_context(WavOutput(FALLBACK_WAV, settings.soundfont))
+    except SynthUnavailable as exc:
+        logger.warning("no MIDI output port exists and %s; printing notes instead (MIDI_OUTPUT=null measures only)", exc)
+        return ConsoleOutput()
+    logger.warning("no MIDI output port exists and %s; writing what is played to %s", no_synth, wav.path.resolve())
+    return wav
