@@ -14,11 +14,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python demo.py songs/
 
-# JACK (for the real rtmidi path) and real-world MIDI files written by others, from Debian.
+# JACK (for the real rtmidi path), real-world MIDI files written by others, and FluidSynth with a
+# General MIDI SoundFont (the synth and WAV outputs), from Debian.
+SYSTEM_PACKAGES := jackd2 openttd-openmsx libfluidsynth3 timgm6mb-soundfont
 system-deps:
-	@command -v jackd >/dev/null && [ -d /usr/share/games/openttd/baseset/openmsx ] || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jackd2 openttd-openmsx >/dev/null; \
-	  else echo "make test needs: sudo apt-get install jackd2 openttd-openmsx"; exit 1; fi; }
+	@command -v jackd >/dev/null && [ -d /usr/share/games/openttd/baseset/openmsx ] \
+	  && ls /usr/lib/*/libfluidsynth.so.3 >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "make test needs: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; }
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q tests
