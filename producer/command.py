@@ -3,16 +3,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import uuid
+from pathlib import Path
 
 from aiokafka.errors import KafkaError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.cli import AppCommand, argument, option
 
 import midi_app
 from midi_app import app, settings
-from producer.publish import ensure_topic, kafka_producer, publish_song
+from models.midi_event import MidiEvent
+from producer.publish import ensure_topic, kafka_producer, padding, publish_song
 from producer.songs import SongError, find_midi_files, read_song
+
+# aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
+# producer's limit is the one that binds: Tansu accepted single records of 100 MiB when measured.
+MAX_REQUEST_BYTES = 1024 * 1024
+# Longest JSON a float can take, so the size check holds for any score time or clock reading.
+WIDEST_FLOAT = -2.2250738585072014e-308
 
 
 def say(line: str) -> None:
@@ -39,30 +49,77 @@ class StandaloneCommand(AppCommand):
 
 
 async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed_ratio: float, record_size: int) -> int:
-    """Publish every song found in ``paths``; returns the exit code (1 if any path was rejected)."""
+    """Publish every song found in ``paths``; returns the exit code (1 if any path was rejected).
+
+    Each file is read and checked whole before any of its events is sent, so a rejected file
+    publishes nothing; the other files still play.
+    """
     files, problems = find_midi_files(paths)
     for problem in problems:
         say(f"rejected: {problem}")
     if not files:
         say("no MIDI files to publish")
         return 1
+    option_problem = check_options(files, speed_ratio=speed_ratio, record_size=record_size)
+    if option_problem:
+        say(f"refused: {option_problem}")
+        return 2
     rejected = len(problems)
     await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas)
-    async with kafka_producer(bootstrap_servers) as producer:
+    async with kafka_producer(bootstrap_servers, max_request_size=MAX_REQUEST_BYTES) as producer:
         for path in files:
             try:
-                song = read_song(path)
+                song = read_song(
+                    path,
+                    max_file_bytes=settings.max_file_bytes,
+                    max_song_seconds=settings.max_song_seconds,
+                    max_song_events=settings.max_song_events,
+                )
             except SongError as exc:
                 say(f"rejected: {exc}")
                 rejected += 1
                 continue
-            song_id = f"{path.name}@{uuid.uuid4().hex[:8]}"
+            song_id = new_song_id(path)
             say(f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s")
             report = await publish_song(
                 producer, topic, song, song_id, speed_ratio=speed_ratio, record_size=record_size, progress=say,
             )
             say(f"done {report.line()}")
     return 1 if rejected else 0
+
+
+def new_song_id(path: Path) -> str:
+    return f"{path.name}@{uuid.uuid4().hex[:8]}"
+
+
+def largest_record_bytes(path: Path, *, speed_ratio: float, record_size: int) -> int:
+    """The most bytes one record of ``path``'s song can take in a produce request, padding included."""
+    song_id = new_song_id(path)
+    widest = MidiEvent(
+        song=song_id, seq=settings.max_song_events, score_time=WIDEST_FLOAT, message=[255, 255, 255],
+        sent_at=WIDEST_FLOAT, end=False, speed_ratio=speed_ratio, padding=padding(record_size),
+    )
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(song_id.encode(), widest.dumps(), [])
+
+
+def check_options(files: list[Path], *, speed_ratio: float, record_size: int) -> str | None:
+    """Why the options cannot work, or None; checked before anything is sent."""
+    if not 0 <= speed_ratio < math.inf:
+        return f"--speed-ratio {speed_ratio}: must be 0 (as fast as possible) or a positive number"
+    if record_size < 0:
+        return f"--record-size {record_size}: must be 0 or more"
+    longest_name = max(files, key=lambda path: len(path.name))
+    size = largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=record_size)
+    if size <= MAX_REQUEST_BYTES:
+        return None
+    largest = record_size - (size - MAX_REQUEST_BYTES)
+    while largest > 0 and largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=largest) > MAX_REQUEST_BYTES:
+        largest -= 1
+    return (
+        f"--record-size {record_size}: records would take up to {size} bytes, more than the "
+        f"{MAX_REQUEST_BYTES} bytes the Kafka producer sends in one request; the largest --record-size "
+        f"that fits is {max(largest, 0)}"
+    )
 
 
 @app.command(
