@@ -100,16 +100,18 @@ def read_file_bytes(path: Path, max_file_bytes: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise SongError(f"{path}: cannot open: {exc.strerror or exc}") from None
-    with open(fd, "rb") as file:
+    try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise SongError(f"{path}: is a folder, not a MIDI file")
         if not stat.S_ISREG(mode):
             raise SongError(f"{path}: is not a regular file (a FIFO, socket or device), so it is not read")
-        try:
+        with open(fd, "rb", closefd=False) as file:
             data = file.read(max_file_bytes + 1)
-        except OSError as exc:
-            raise SongError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise SongError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > max_file_bytes:
         raise SongError(f"{path}: file is larger than the limit of {max_file_bytes} bytes (MIDI_MAX_FILE_BYTES)")
     if not data:
