@@ -128,7 +128,9 @@ def open_outputs(settings: Settings) -> Iterator[OutputSet]:
             elif kind == "mid":
                 outputs.append(stack.enter_context(MidiRecording(path)))
         recordings = [output for output in outputs if isinstance(output, (WavOutput, MidiRecording))]
-        output_set = OutputSet(outputs, recordings)
+        # Files last, so rendering a WAV never delays what a port or the synth plays.
+        live = [output for output in outputs if output not in recordings]
+        output_set = OutputSet(live + recordings, recordings)
         try:
             yield output_set
         finally:
