@@ -88,8 +88,8 @@ def read_song(path: Path, *, max_file_bytes: int, max_song_seconds: float, max_s
     duration = events[-1].score_time
     if duration > max_song_seconds:
         raise SongError(
-            f"{path}: song lasts {duration / 3600:.1f} h ({duration:.0f} s), longer than the limit of "
-            f"{max_song_seconds:.0f} s (MIDI_MAX_SONG_SECONDS); a corrupt delta time or tempo often does this"
+            f"{path}: song lasts {duration:.1f} s ({duration / 3600:.1f} h), longer than the limit of "
+            f"{max_song_seconds:g} s (MIDI_MAX_SONG_SECONDS); a corrupt delta time or tempo often does this"
         )
     return Song(path, events)
 
