@@ -1,0 +1,101 @@
+"""settings.py: every setting's default, its environment variable, and errors that name the variable."""
+from __future__ import annotations
+
+import pytest
+
+from settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, Settings, SettingsError
+
+
+def test_an_empty_environment_gives_the_documented_defaults():
+    settings = Settings.from_env({})
+
+    assert settings == Settings()
+    assert settings.broker_url == "kafka://localhost:9092"
+    assert (settings.topic, settings.topic_partitions, settings.topic_replicas) == ("midi", 1, 1)
+    assert settings.outputs == ("port",)
+    assert (settings.output_port, settings.virtual_port) == (None, None)
+    assert settings.fetch_wait_ms == 5
+    assert (settings.session_timeout, settings.rebalance_timeout, settings.status_interval) == (10.0, 10.0, 5.0)
+    assert (settings.playback, settings.playout_delay, settings.max_lateness) == ("live", 0.2, None)
+    assert settings.max_file_bytes == 16 * 1024 * 1024
+    assert (settings.max_song_seconds, settings.max_song_events) == (4 * 3600.0, 1_000_000)
+    assert settings.soundfont is None
+
+
+def test_blank_values_count_as_unset():
+    blank = {name: "  " for name in ("BROKER_URL", "MIDI_TOPIC", "MIDI_TOPIC_PARTITIONS", "MIDI_OUTPUT",
+                                     "MIDI_OUTPUT_PORT", "MIDI_VIRTUAL_PORT", "MIDI_FETCH_WAIT_MS",
+                                     "MIDI_PLAYOUT_DELAY", "MIDI_MAX_LATENESS", "MIDI_SOUNDFONT")}
+
+    assert Settings.from_env(blank) == Settings()
+
+
+@pytest.mark.parametrize("variable, value, attribute, expected", [
+    ("BROKER_URL", "kafka://broker:9093", "broker_url", "kafka://broker:9093"),
+    ("MIDI_TOPIC", "notes", "topic", "notes"),
+    ("MIDI_TOPIC_PARTITIONS", "3", "topic_partitions", 3),
+    ("MIDI_TOPIC_REPLICAS", "2", "topic_replicas", 2),
+    ("MIDI_OUTPUT", "log", "outputs", ("log",)),
+    ("MIDI_OUTPUT", " port , wav:/tmp/out.wav,mid:song.mid ", "outputs", ("port", "wav:/tmp/out.wav", "mid:song.mid")),
+    ("MIDI_OUTPUT_PORT", " Synth ", "output_port", "Synth"),
+    ("MIDI_VIRTUAL_PORT", "1", "virtual_port", DEFAULT_VIRTUAL_PORT_NAME),
+    ("MIDI_VIRTUAL_PORT", "0", "virtual_port", None),
+    ("MIDI_VIRTUAL_PORT", "kafka notes", "virtual_port", "kafka notes"),
+    ("MIDI_FETCH_WAIT_MS", "0", "fetch_wait_ms", 0),
+    ("MIDI_SESSION_TIMEOUT", "30", "session_timeout", 30.0),
+    ("MIDI_REBALANCE_TIMEOUT", "2.5", "rebalance_timeout", 2.5),
+    ("MIDI_STATUS_INTERVAL", "0.1", "status_interval", 0.1),
+    ("MIDI_PLAYBACK", "buffered", "playback", "buffered"),
+    ("MIDI_PLAYOUT_DELAY", "0.5", "playout_delay", 0.5),
+    ("MIDI_MAX_LATENESS", "0", "max_lateness", 0.0),
+    ("MIDI_MAX_FILE_BYTES", "1000", "max_file_bytes", 1000),
+    ("MIDI_MAX_SONG_SECONDS", "60", "max_song_seconds", 60.0),
+    ("MIDI_MAX_SONG_EVENTS", "5", "max_song_events", 5),
+    ("MIDI_SOUNDFONT", "/usr/share/sounds/sf2/FluidR3_GM.sf2", "soundfont", "/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+])
+def test_each_variable_sets_its_setting(variable, value, attribute, expected):
+    settings = Settings.from_env({variable: value})
+
+    assert getattr(settings, attribute) == expected
+    assert type(getattr(settings, attribute)) is type(expected)
+
+
+def test_a_playout_delay_alone_selects_buffered_playback_and_an_explicit_mode_wins():
+    assert Settings.from_env({"MIDI_PLAYOUT_DELAY": "0.3"}).playback == "buffered"
+    assert Settings.from_env({"MIDI_PLAYOUT_DELAY": "0.3", "MIDI_PLAYBACK": "live"}).playback == "live"
+
+
+def test_bootstrap_servers_is_the_plain_host_port_list_of_the_broker_url():
+    assert Settings.from_env({}).bootstrap_servers == "localhost:9092"
+    assert Settings(broker_url="kafka://a:1;kafka://b:2/").bootstrap_servers == "a:1,b:2"
+
+
+@pytest.mark.parametrize("variable, value, reason", [
+    ("MIDI_TOPIC_PARTITIONS", "two", "is not a int"),
+    ("MIDI_TOPIC_PARTITIONS", "1.5", "is not a int"),
+    ("MIDI_TOPIC_PARTITIONS", "0", "must be at least 1"),
+    ("MIDI_TOPIC_REPLICAS", "-1", "must be at least 1"),
+    ("MIDI_FETCH_WAIT_MS", "-5", "must be at least 0"),
+    ("MIDI_SESSION_TIMEOUT", "0.5", "must be at least 1"),
+    ("MIDI_REBALANCE_TIMEOUT", "soon", "is not a float"),
+    ("MIDI_STATUS_INTERVAL", "0", "must be at least 0.1"),
+    ("MIDI_PLAYOUT_DELAY", "-0.1", "must be at least 0"),
+    ("MIDI_MAX_LATENESS", "1s", "is not a float"),
+    ("MIDI_MAX_FILE_BYTES", "0", "must be at least 1"),
+    ("MIDI_MAX_SONG_SECONDS", "0.5", "must be at least 1"),
+    ("MIDI_MAX_SONG_EVENTS", "1e6", "is not a int"),
+    ("MIDI_PLAYBACK", "later", "choose live or buffered"),
+    ("MIDI_OUTPUT", "speaker", f"unknown output 'speaker'; choose from {', '.join(OUTPUT_KINDS)}"),
+    ("MIDI_OUTPUT", "port,wav", "write 'wav:PATH'"),
+    ("MIDI_OUTPUT", "mid:", "write 'mid:PATH'"),
+    ("MIDI_OUTPUT", "log:/tmp/x", "write 'log'"),
+    ("MIDI_OUTPUT", " , ", "MIDI_OUTPUT is empty"),
+])
+def test_a_bad_value_is_refused_with_the_variable_and_the_reason(variable, value, reason):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({variable: value})
+
+    assert str(error.value).startswith(variable)
+    assert reason in str(error.value)
+    if value.strip(" ,"):
+        assert repr(value) in str(error.value)
