@@ -1,0 +1,48 @@
+"""embedded_broker: a real Kafka-compatible broker on loopback that starts, carries records and stops."""
+from __future__ import annotations
+
+import socket
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from embedded_broker import embedded_broker, free_port, wait_for_listener
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+async def test_a_record_produced_to_the_broker_is_consumed_back(tmp_path):
+    with embedded_broker(log_path=str(tmp_path / "broker.log")) as url:
+        bootstrap = url.removeprefix("kafka://")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            metadata = await producer.send_and_wait("round-trip", b"a value", key=b"a key")
+        finally:
+            await producer.stop()
+        # Tansu answers a fetch only when its wait expires, so a short wait keeps the test quick.
+        consumer = AIOKafkaConsumer("round-trip", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=10)
+        await consumer.start()
+        try:
+            record = await consumer.getone()
+        finally:
+            await consumer.stop()
+
+    assert (record.key, record.value) == (b"a key", b"a value")
+    assert (record.partition, record.offset) == (metadata.partition, metadata.offset)
+
+
+def test_the_broker_listens_on_the_given_port_only_while_in_use(tmp_path):
+    port = free_port()
+    with embedded_broker(port, log_path=str(tmp_path / "broker.log")) as url:
+        assert url == f"kafka://127.0.0.1:{port}"
+        assert accepts_connections(port)
+
+    assert not accepts_connections(port)
+    assert not wait_for_listener(port, timeout=0.5)
