@@ -100,20 +100,23 @@ def read_file_bytes(path: Path, max_file_bytes: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise SongError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    too_large = f"{path}: file is larger than the limit of {max_file_bytes} bytes (MIDI_MAX_FILE_BYTES)"
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
             raise SongError(f"{path}: is a folder, not a MIDI file")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(status.st_mode):
             raise SongError(f"{path}: is not a regular file (a FIFO, socket or device), so it is not read")
+        if status.st_size > max_file_bytes:
+            raise SongError(too_large)
         with open(fd, "rb", closefd=False) as file:
             data = file.read(max_file_bytes + 1)
     except OSError as exc:
         raise SongError(f"{path}: cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    if len(data) > max_file_bytes:
-        raise SongError(f"{path}: file is larger than the limit of {max_file_bytes} bytes (MIDI_MAX_FILE_BYTES)")
+    if len(data) > max_file_bytes:  # it grew while being read
+        raise SongError(too_large)
     if not data:
         raise SongError(f"{path}: file is empty")
     return data
