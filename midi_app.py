@@ -26,7 +26,7 @@ app = MidiFaustApp(
     web_enabled=False,
 )
 
-# Records travel as raw bytes and are decoded by models.midi_event.decode_event, so one bad record
+# Records travel as raw bytes and are decoded by models.midi_event.decode_record, so one bad record
 # is counted and skipped instead of crashing the agent, as Faust's own decoding would.
 notes_topic = app.topic(
     settings.topic,

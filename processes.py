@@ -45,7 +45,7 @@ class WorkerProcess:
     def __enter__(self) -> "WorkerProcess":
         started = time.monotonic()
         self.process = subprocess.Popen(
-            faust_command("worker", "-l", "info"), cwd=HERE, env=self.env, text=True,
+            faust_command("worker", "--without-web", "-l", "info"), cwd=HERE, env=self.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._pump, daemon=True).start()

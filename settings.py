@@ -79,7 +79,8 @@ class Settings:
     output_port: str | None = None
     virtual_port: str | None = None
     # Faust asks the broker to hold a fetch for 1.5 s when no data is waiting; a broker that only
-    # answers when that wait ends (Tansu) then delays every note by up to the wait.
+    # answers when that wait ends (Tansu) then delays every note by up to the wait. Tansu returns
+    # nothing at all for a wait of 0, hence the minimum of 1.
     fetch_wait_ms: int = 5
     # Faust's defaults (60 s session, 60 s rebalance) make the first rebalance take ~50 s.
     session_timeout: float = 10.0
@@ -108,7 +109,7 @@ class Settings:
             outputs=_outputs(env),
             output_port=env.get("MIDI_OUTPUT_PORT", "").strip() or None,
             virtual_port=_virtual_port(env),
-            fetch_wait_ms=int(_number(env, "MIDI_FETCH_WAIT_MS", cls.fetch_wait_ms, int, 0)),
+            fetch_wait_ms=int(_number(env, "MIDI_FETCH_WAIT_MS", cls.fetch_wait_ms, int, 1)),
             session_timeout=_number(env, "MIDI_SESSION_TIMEOUT", cls.session_timeout, float, 1),
             rebalance_timeout=_number(env, "MIDI_REBALANCE_TIMEOUT", cls.rebalance_timeout, float, 1),
             status_interval=_number(env, "MIDI_STATUS_INTERVAL", cls.status_interval, float, 0.1),
