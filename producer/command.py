@@ -14,8 +14,8 @@ from faust.cli import AppCommand, argument, option
 
 import midi_app
 from midi_app import app, settings
-from models.midi_event import MidiEvent
-from producer.publish import ensure_topic, kafka_producer, padding, publish_song
+from models.midi_event import encode_events
+from producer.publish import DEFAULT_EVENTS_PER_RECORD, ensure_topic, kafka_producer, padding, publish_song
 from producer.songs import SongError, find_midi_files, read_song
 
 # aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
@@ -93,13 +93,15 @@ def new_song_id(path: Path) -> str:
 
 
 def largest_record_bytes(path: Path, *, speed_ratio: float, record_size: int) -> int:
-    """The most bytes one record of ``path``'s song can take in a produce request, padding included."""
+    """The most bytes one record of ``path``'s song can take in a produce request, padding included.
+
+    A record packs up to DEFAULT_EVENTS_PER_RECORD events; every field here takes its widest form.
+    """
     song_id = new_song_id(path)
-    widest = MidiEvent(
-        song=song_id, seq=settings.max_song_events, score_time=WIDEST_FLOAT, message=[255, 255, 255],
-        sent_at=WIDEST_FLOAT, end=False, speed_ratio=speed_ratio, padding=padding(record_size),
-    )
-    return DefaultRecordBatchBuilder.estimate_size_in_bytes(song_id.encode(), widest.dumps(), [])
+    widest = [(WIDEST_FLOAT, [255, 255, 255])] * DEFAULT_EVENTS_PER_RECORD
+    value = encode_events(song_id, settings.max_song_events, widest, sent_at=WIDEST_FLOAT,
+                          speed_ratio=speed_ratio, padding=padding(record_size))
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(song_id.encode(), value, [])
 
 
 def check_options(files: list[Path], *, speed_ratio: float, record_size: int) -> str | None:
