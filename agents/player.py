@@ -4,13 +4,24 @@ from __future__ import annotations
 import logging
 
 from midi_app import app, notes_topic, settings
-from outputs import open_outputs
+from outputs import PortError, SynthUnavailable, open_outputs
 from playback.player import Player
 
 logger = logging.getLogger(__name__)
 
 # The agent's players, for the status timer; one while the agent runs.
 active_players: list[Player] = []
+
+
+@app.on_worker_init.connect
+def check_outputs(sender, **kwargs) -> None:
+    """Refuse to start when an output cannot open: Faust would restart the agent every few seconds
+    forever, printing a traceback each time, and a missing port or synth does not come back by itself."""
+    try:
+        with open_outputs(settings):
+            pass
+    except (PortError, SynthUnavailable) as exc:
+        raise SystemExit(f"midi_app worker: cannot play: {exc}") from None
 
 
 @app.agent(notes_topic)
