@@ -1,0 +1,100 @@
+"""producer/publish.py against the embedded broker: keys, numbering, the end event, pacing and padding."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from producer.publish import ensure_topic, kafka_producer, publish_song
+from producer.songs import ScoreEvent, Song
+
+TOPIC = "notes"
+
+
+def song_of(times: list[float]) -> Song:
+    """A song of alternating note-ons and note-offs at ``times`` (seconds)."""
+    events = tuple(ScoreEvent(at, (0x90 if index % 2 == 0 else 0x80, 60 + index % 12, 64 if index % 2 == 0 else 0))
+                   for index, at in enumerate(times))
+    return Song(Path("test.mid"), events)
+
+
+async def publish_and_read(broker_url: str, song: Song, **options) -> tuple[list, list[dict]]:
+    """Publish ``song``; returns the consumed records (key, value) and every event in them, in order."""
+    bootstrap = broker_url.removeprefix("kafka://")
+    song_id = f"test.mid@{uuid.uuid4().hex[:8]}"
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        report = await publish_song(producer, TOPIC, song, song_id, **options)
+    assert report.song_id == song_id and report.events == len(song.events)
+    # Tansu answers a fetch only when its wait expires, so a short wait keeps the test quick.
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=10)
+    await consumer.start()
+    records, events = [], []
+    try:
+        while not events or not events[-1]["end"]:
+            record = await consumer.getone()
+            records.append(record)
+            events.extend(json.loads(record.value))
+    finally:
+        await consumer.stop()
+    assert {record.key for record in records} == {song_id.encode()}
+    assert {event["song"] for event in events} == {song_id}
+    return records, events
+
+
+async def test_events_are_numbered_without_gaps_then_the_end_event_carries_the_count(broker_url):
+    # Chords: three notes at each instant, which share one record.
+    song = song_of([at for at in (0.0, 0.05, 0.1, 0.15) for _ in range(3)])
+
+    records, events = await publish_and_read(broker_url, song)
+
+    *played, end = events
+    assert [event["seq"] for event in played] == list(range(len(song.events)))
+    assert [(event["score_time"], tuple(event["message"])) for event in played] == list(song.events)
+    assert (end["seq"], end["end"], end["message"], end["score_time"]) == (len(song.events), True, [], 0.15)
+    assert [len(json.loads(record.value)) for record in records] == [3, 3, 3, 3, 1]
+
+
+async def test_pacing_follows_absolute_deadlines_so_a_long_song_does_not_drift(broker_url):
+    # 400 events 10 ms apart at twice the speed: a wait that added its own oversleep (~1 ms) to the
+    # next would end the song about 0.4 s late; absolute deadlines keep the last event on time.
+    times = [index * 0.010 for index in range(400)]
+    speed_ratio = 0.5
+
+    _, events = await publish_and_read(broker_url, song_of(times), speed_ratio=speed_ratio)
+
+    *played, _ = events
+    start = played[0]["sent_at"]
+    lateness_ms = [(event["sent_at"] - start - event["score_time"] * speed_ratio) * 1000 for event in played]
+    assert min(lateness_ms) > -1, f"an event was sent {-min(lateness_ms):.2f} ms before its deadline"
+    # Medians, so a moment when another process has the CPU does not count as drift.
+    assert statistics.median(lateness_ms[:100]) < 5
+    assert statistics.median(lateness_ms[-100:]) < 5, f"drifted to {statistics.median(lateness_ms[-100:]):.1f} ms late"
+    assert all(event["speed_ratio"] == speed_ratio for event in events)
+
+
+async def test_speed_ratio_zero_sends_everything_at_once(broker_url):
+    song = song_of([index * 0.5 for index in range(200)])  # 100 s of score
+
+    started = time.perf_counter()
+    _, events = await publish_and_read(broker_url, song, speed_ratio=0)
+
+    assert time.perf_counter() - started < 10
+    assert len(events) == len(song.events) + 1
+    assert {event["speed_ratio"] for event in events} == {0.0}
+
+
+async def test_record_size_pads_the_first_event_of_each_record_to_that_length(broker_url):
+    song = song_of([0.0, 0.0, 0.02, 0.04])
+
+    records, _ = await publish_and_read(broker_url, song, record_size=1001)
+
+    for record in records:
+        first, *rest = json.loads(record.value)
+        assert len(first["padding"]) == 1001
+        assert all(event["padding"] == "" for event in rest)
+    assert len({json.loads(record.value)[0]["padding"] for record in records}) == len(records), "padding repeats"
