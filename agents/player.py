@@ -1,7 +1,14 @@
-"""The worker's agent: plays every event from the notes topic through the configured outputs."""
+"""The worker's agent: plays every event from the notes topic through the configured outputs.
+
+Whatever ends playing here (a stop, a crash of the agent, a partition moving to another worker in a
+rebalance) leaves no note sounding: open_outputs silences everything on exit, and songs whose partition
+this worker lost are released when the new assignment arrives.
+"""
 from __future__ import annotations
 
 import logging
+
+from faust.types import TP
 
 from midi_app import app, notes_topic, settings
 from outputs import PortError, SynthUnavailable, open_outputs
@@ -9,8 +16,36 @@ from playback.player import Player
 
 logger = logging.getLogger(__name__)
 
+# Songs remembered with their partition beyond those playing; past that, finished songs are forgotten.
+FINISHED_SONG_PARTITIONS_KEPT = 1000
+
 # The agent's players, for the status timer; one while the agent runs.
 active_players: list[Player] = []
+
+
+class SongPartitions:
+    """The partition each song's records come from (the notes topic is keyed by song), so the songs
+    of a partition that moved to another worker can be released here."""
+
+    def __init__(self) -> None:
+        self.partition_of: dict[str, TP] = {}
+
+    def saw(self, key: bytes | None, tp: TP) -> None:
+        if key is not None:
+            self.partition_of[key.decode(errors="replace")] = tp
+
+    def songs_not_in(self, assigned: set[TP]) -> list[str]:
+        return [song for song, tp in self.partition_of.items() if tp not in assigned]
+
+    def keep_only(self, songs: set[str]) -> None:
+        self.partition_of = {song: tp for song, tp in self.partition_of.items() if song in songs}
+
+
+song_partitions = SongPartitions()
+
+
+def playing_songs(player: Player) -> set[str]:
+    return set(player.songs) | set(player.outputs.sounding)
 
 
 @app.on_worker_init.connect
@@ -24,15 +59,38 @@ def check_outputs(sender, **kwargs) -> None:
         raise SystemExit(f"midi_app worker: cannot play: {exc}") from None
 
 
+@app.on_partitions_assigned.connect
+async def release_moved_songs(sender, assigned: set[TP], **kwargs) -> None:
+    """Release the songs whose partition now belongs to another worker, which plays the rest of them.
+
+    Done on assignment rather than on revocation: a rebalance revokes every partition first, and the
+    songs of partitions that stay here must keep sounding.
+    """
+    moved = song_partitions.songs_not_in(assigned)
+    for player in active_players:
+        released = [song for song in moved if song in player.outputs.sounding]
+        for song in released:
+            player.outputs.release(song)
+        if released:
+            logger.info("released %d song(s) whose partition moved to another worker: %s",
+                        len(released), ", ".join(released))
+    song_partitions.keep_only(set().union(*map(playing_songs, active_players)) - set(moved))
+
+
 @app.agent(notes_topic)
 async def play(records):
+    # Leaving this block for any reason, an exception included, silences the outputs before Faust
+    # restarts the agent.
     with open_outputs(settings) as outputs:
         player = Player(outputs, playback=settings.playback, playout_delay=settings.playout_delay,
                         max_lateness=settings.max_lateness)
         active_players.append(player)
         try:
-            async for raw in records:
-                player.handle(raw)
+            async for event in records.events():
+                song_partitions.saw(event.key, event.message.tp)
+                player.handle(event.value)
+                if len(song_partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
+                    song_partitions.keep_only(playing_songs(player))
         finally:
             active_players.remove(player)
             await player.stop()

@@ -70,17 +70,24 @@ class OutputSet:
         self.sounding: dict[str, SoundingNotes] = {}
 
     def send(self, message: mido.Message, song: str = "") -> None:
-        for output in self.outputs:
-            output.send(message)
+        # Tracked before sending: if an output raises, the outputs before it already sound the note,
+        # and the release that follows the crash must reach them.
         sounding = self.sounding.get(song)
         if sounding is None:
             sounding = self.sounding[song] = SoundingNotes()
         sounding.track(message)
+        for output in self.outputs:
+            output.send(message)
 
     def _send_all(self, messages: list[mido.Message]) -> None:
-        for message in messages:
-            for output in self.outputs:
-                output.send(message)
+        """Send every message to every output; an output that fails is logged, not left to stop the
+        releases reaching the others."""
+        for output in self.outputs:
+            try:
+                for message in messages:
+                    output.send(message)
+            except Exception:
+                logger.exception("could not release the notes sounding on %s", output)
 
     def release(self, song: str) -> None:
         """Release what ``song`` left sounding: note-offs, pedal up, All Notes Off and All Sound Off

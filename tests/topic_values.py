@@ -1,0 +1,49 @@
+"""Putting exact values on the notes topic, as any producer could, and watching what a worker's port got."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from models.midi_event import encode_events
+from producer.publish import ensure_topic, kafka_producer
+from tests.recording_backend import read_recording
+
+TOPIC = "midi"
+
+
+def song_record(song: str, first_seq: int, timed_messages: list[tuple[float, list[int]]], end: bool = False) -> bytes:
+    """A value as produce-midi sends it: events of ``song`` numbered from ``first_seq``, played at score speed."""
+    return encode_events(song, first_seq, timed_messages, sent_at=time.time(), speed_ratio=1.0, end=end)
+
+
+def create_topic(broker_url: str, partitions: int) -> None:
+    """Create the notes topic with ``partitions``; a worker started first gets the broker's default count."""
+    asyncio.run(ensure_topic(broker_url.removeprefix("kafka://"), TOPIC, partitions, 1))
+
+
+async def _produce(broker_url: str, values: list[bytes | None], key: bytes, partition: int | None) -> None:
+    servers = broker_url.removeprefix("kafka://")
+    # Room for the oversized values the tests send on purpose.
+    async with kafka_producer(servers, max_request_size=16 * 1024 * 1024) as producer:
+        for value in values:
+            # One at a time, so the values land in the order given.
+            await (await producer.send(TOPIC, value, key=key, partition=partition))
+
+
+def produce_values(broker_url: str, values: list[bytes | None], *, key: bytes = b"song",
+                   partition: int | None = None) -> None:
+    """Send each raw value (None: a value-less record) to the notes topic, in order."""
+    asyncio.run(_produce(broker_url, values, key, partition))
+
+
+def wait_for_recording(path: Path, count: int, timeout: float = 20.0) -> list[dict]:
+    """The recording once it holds at least ``count`` messages; raises TimeoutError saying how many it has."""
+    deadline = time.monotonic() + timeout
+    played: list[dict] = []
+    while time.monotonic() < deadline:
+        played = read_recording(path) if path.exists() else []
+        if len(played) >= count:
+            return played
+        time.sleep(0.02)
+    raise TimeoutError(f"{len(played)} of {count} messages recorded within {timeout:.0f} s")
