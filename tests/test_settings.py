@@ -71,19 +71,19 @@ def test_bootstrap_servers_is_the_plain_host_port_list_of_the_broker_url():
 
 
 @pytest.mark.parametrize("variable, value, reason", [
-    ("MIDI_TOPIC_PARTITIONS", "two", "is not a int"),
-    ("MIDI_TOPIC_PARTITIONS", "1.5", "is not a int"),
+    ("MIDI_TOPIC_PARTITIONS", "two", "is not an integer"),
+    ("MIDI_TOPIC_PARTITIONS", "1.5", "is not an integer"),
     ("MIDI_TOPIC_PARTITIONS", "0", "must be at least 1"),
     ("MIDI_TOPIC_REPLICAS", "-1", "must be at least 1"),
     ("MIDI_FETCH_WAIT_MS", "0", "must be at least 1"),
     ("MIDI_SESSION_TIMEOUT", "0.5", "must be at least 1"),
-    ("MIDI_REBALANCE_TIMEOUT", "soon", "is not a float"),
+    ("MIDI_REBALANCE_TIMEOUT", "soon", "is not a number"),
     ("MIDI_STATUS_INTERVAL", "0", "must be at least 0.1"),
     ("MIDI_PLAYOUT_DELAY", "-0.1", "must be at least 0"),
-    ("MIDI_MAX_LATENESS", "1s", "is not a float"),
+    ("MIDI_MAX_LATENESS", "1s", "is not a number"),
     ("MIDI_MAX_FILE_BYTES", "0", "must be at least 1"),
     ("MIDI_MAX_SONG_SECONDS", "0.5", "must be at least 1"),
-    ("MIDI_MAX_SONG_EVENTS", "1e6", "is not a int"),
+    ("MIDI_MAX_SONG_EVENTS", "1e6", "is not an integer"),
     ("MIDI_PLAYBACK", "later", "choose live or buffered"),
     ("MIDI_OUTPUT", "speaker", f"unknown output 'speaker'; choose from {', '.join(OUTPUT_KINDS)}"),
     ("MIDI_OUTPUT", "port,wav", "write 'wav:PATH'"),
@@ -99,3 +99,11 @@ def test_a_bad_value_is_refused_with_the_variable_and_the_reason(variable, value
     assert reason in str(error.value)
     if value.strip(" ,"):
         assert repr(value) in str(error.value)
+
+
+@pytest.mark.parametrize("variable", ["MIDI_SESSION_TIMEOUT", "MIDI_REBALANCE_TIMEOUT", "MIDI_STATUS_INTERVAL",
+                                      "MIDI_PLAYOUT_DELAY", "MIDI_MAX_LATENESS", "MIDI_MAX_SONG_SECONDS"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_number_that_is_not_finite_is_refused(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
