@@ -1,0 +1,213 @@
+"""playback.player and playback.stats: what gets played, when, and how each song is counted.
+
+The player plays into a real mido port of the recording backend; records are built as produce-midi
+builds them.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import mido
+import pytest
+
+from outputs import OutputSet
+from playback.player import Player
+from playback.stats import SongStats, percentiles
+from processes import SONG_SUMMARY_MARK, parse_summary
+from tests.recording_backend import read_recording
+from tests.topic_values import song_record
+
+NOTE = [0x90, 60, 90]
+
+
+@pytest.fixture
+def outputs(recording, monkeypatch):
+    monkeypatch.setenv("RECORDING_BACKEND_FILE", str(recording))
+    port = mido.Backend("tests.recording_backend", load=True).open_output()
+    try:
+        yield OutputSet([port])
+    finally:
+        port.close()
+
+
+def note(seq: int, score_time: float = 0.0) -> tuple[float, list[int]]:
+    return (score_time, [0x90, 60 + seq, 90])
+
+
+def event(song: str, seq: int, score_time: float = 0.0) -> bytes:
+    return song_record(song, seq, [note(seq, score_time)])
+
+
+def end(song: str, count: int, score_time: float = 0.0) -> bytes:
+    return song_record(song, count, [(score_time, [])], end=True)
+
+
+def summaries(caplog) -> list[dict]:
+    return [parse_summary(record.getMessage()) for record in caplog.records if SONG_SUMMARY_MARK in record.getMessage()]
+
+
+def played(recording) -> list[list[int]]:
+    return [entry["bytes"] for entry in read_recording(recording)] if recording.exists() else []
+
+
+# Live playback
+
+
+def test_live_plays_each_event_on_arrival_in_order_and_releases_at_the_end(outputs, recording, caplog):
+    caplog.set_level(logging.INFO)
+    player = Player(outputs)
+    player.handle(song_record("a", 0, [note(0), note(1), note(2)]))
+    assert played(recording) == [note(seq)[1] for seq in range(3)]
+    player.handle(end("a", 3))
+
+    [summary] = summaries(caplog)
+    assert (summary["events"], summary["notes"], summary["expected"], summary["lost"]) == (3, 3, 3, 0)
+    released = played(recording)[3:]
+    assert {tuple(data[:2]) for data in released} == {(0x80, 60), (0x80, 61), (0x80, 62), (0xB0, 123), (0xB0, 120)}
+
+
+def test_live_does_not_replay_duplicates_and_counts_them(outputs, recording, caplog):
+    caplog.set_level(logging.INFO)
+    player = Player(outputs)
+    player.handle(song_record("a", 0, [note(0), note(1)]))
+    player.handle(song_record("a", 0, [note(0), note(1)]))
+    player.handle(event("a", 1))
+    player.handle(end("a", 2))
+
+    assert played(recording)[:3] == [note(0)[1], note(1)[1], [0x80, 60, 64]]
+    [summary] = summaries(caplog)
+    assert (summary["events"], summary["duplicates"], summary["lost"]) == (2, 3, 0)
+
+
+def test_live_plays_reordered_events_on_arrival_and_counts_them(outputs, recording, caplog):
+    caplog.set_level(logging.INFO)
+    player = Player(outputs)
+    for seq in (0, 2, 1, 3):
+        player.handle(event("a", seq))
+    player.handle(end("a", 4))
+
+    assert played(recording)[:4] == [note(seq)[1] for seq in (0, 2, 1, 3)]
+    [summary] = summaries(caplog)
+    assert (summary["events"], summary["reordered"], summary["lost"]) == (4, 1, 0)
+
+
+def test_lost_events_are_counted_from_gaps_and_from_the_end_events_count(outputs, caplog):
+    caplog.set_level(logging.INFO)
+    player = Player(outputs)
+    for seq in (0, 3):
+        player.handle(event("a", seq))
+    assert "a: 2 events, lost 2," in player.status()
+    player.handle(end("a", 6))
+
+    [summary] = summaries(caplog)
+    assert (summary["events"], summary["expected"], summary["lost"]) == (2, 6, 4)
+
+
+def test_invalid_records_are_counted_and_play_nothing(outputs, recording):
+    player = Player(outputs)
+    for raw in (None, b"", b"\x00garbage", b"[]", song_record("a", 0, [(0.0, [0x90, 300, 90])])):
+        player.handle(raw)
+    player.handle(event("a", 0))
+
+    assert played(recording) == [note(0)[1]]
+    assert player.invalid == 5
+    assert "5 invalid records skipped" in player.status()
+
+
+# Buffered playback
+
+
+async def test_buffered_plays_each_event_at_anchor_plus_score_time_plus_delay(outputs, recording):
+    delay = 0.1
+    player = Player(outputs, playback="buffered", playout_delay=delay)
+    handed_at = time.time()
+    player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05), note(2, 0.1)]))
+    player.handle(end("a", 3, 0.1))
+    await asyncio.sleep(delay + 0.2)
+    entries = read_recording(recording)
+
+    assert [entry["bytes"] for entry in entries[:3]] == [note(seq)[1] for seq in range(3)]
+    for seq, score_time in enumerate((0.0, 0.05, 0.1)):
+        # Never before its slot; generously bounded after it, as the loop may be busy.
+        assert handed_at + delay + score_time - 0.002 <= entries[seq]["time"] <= handed_at + delay + score_time + 0.05
+    assert player.queues == {}
+
+
+async def test_buffered_event_after_its_slot_plays_at_once_and_counts_as_late(outputs, recording, caplog):
+    caplog.set_level(logging.INFO)
+    delay = 0.05
+    player = Player(outputs, playback="buffered", playout_delay=delay)
+    player.handle(event("a", 0, 0.0))
+    await asyncio.sleep(0.3)
+    arrived_at = time.time()
+    player.handle(event("a", 1, 0.01))
+    player.handle(end("a", 2, 0.01))
+    await asyncio.sleep(0.05)
+    entries = read_recording(recording)
+
+    assert [entry["bytes"] for entry in entries[:2]] == [note(0)[1], note(1)[1]]
+    assert entries[1]["time"] - arrived_at < 0.03
+    [summary] = summaries(caplog)
+    assert (summary["events"], summary["late"]) == (2, 1)
+
+
+async def test_buffered_songs_do_not_wait_for_each_other(outputs, recording):
+    player = Player(outputs, playback="buffered", playout_delay=0.05)
+    player.handle(song_record("slow", 0, [note(0, 0.0), note(1, 0.5)]))
+    player.handle(song_record("quick", 0, [(0.0, [0x91, 40, 90]), (0.05, [0x91, 41, 90])]))
+    await asyncio.sleep(0.2)
+
+    assert played(recording) == [note(0)[1], [0x91, 40, 90], [0x91, 41, 90]]
+    await player.stop()
+
+
+async def test_stop_cancels_what_is_waiting_for_its_slot(outputs, recording):
+    player = Player(outputs, playback="buffered", playout_delay=0.05)
+    player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.3)]))
+    await asyncio.sleep(0.1)
+    await player.stop()
+    await asyncio.sleep(0.3)
+
+    assert played(recording) == [note(0)[1]]
+    assert player.queues == {}
+
+
+# Per-song statistics
+
+
+def test_percentiles_are_nearest_rank_rounded_to_microseconds():
+    assert percentiles([]) is None
+    assert percentiles([7.0]) == {"p50": 7.0, "p99": 7.0, "max": 7.0}
+    assert percentiles([float(value) for value in range(100, 0, -1)]) == {"p50": 50.0, "p99": 99.0, "max": 100.0}
+    assert percentiles([1.23456789]) == {"p50": 1.235, "p99": 1.235, "max": 1.235}
+
+
+def test_timing_error_removes_the_constant_delay():
+    stats = SongStats("a")
+    # A steady 250 ms delay, one event 30 ms later than the rest.
+    for score_time, extra in ((0.0, 0.0), (1.0, 0.0), (2.0, 0.030), (3.0, 0.0)):
+        stats.played(NOTE, played_at=100.25 + score_time + extra, sent_at=100.0 + score_time, target=score_time)
+    stats.played(NOTE, played_at=200.0, sent_at=199.0, target=None)
+
+    assert stats.timing_errors_ms() == pytest.approx([0.0, 0.0, 30.0, 0.0], abs=1e-6)
+    assert stats.summary()["timing_error_ms"]["max"] == pytest.approx(30.0, abs=0.001)
+    assert stats.summary()["latency_ms"]["max"] == pytest.approx(1000.0, abs=0.001)
+
+
+def test_notes_count_note_ons_and_note_offs_including_velocity_zero_events_count_everything():
+    stats = SongStats("a")
+    for message in ([0x90, 60, 90], [0x90, 60, 0], [0x81, 61, 0], [0xB0, 64, 127], [0xA0, 60, 30], [0xC0, 5],
+                    [0xE0, 0, 64]):
+        stats.played(message, played_at=1.0, sent_at=1.0, target=None)
+
+    assert (stats.events, stats.notes) == (7, 3)
+
+
+def test_arrivals_count_duplicates_reordering_and_losses():
+    stats = SongStats("a")
+    assert [stats.arrive(seq) for seq in (0, 2, 2, 1, 5)] == [True, True, False, True, True]
+    assert (stats.duplicates, stats.reordered, stats.lost) == (1, 1, 2)
+    stats.expected = 8
+    assert stats.lost == 4
