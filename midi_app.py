@@ -35,6 +35,9 @@ notes_topic = app.topic(
     key_serializer="raw",
     partitions=settings.topic_partitions,
     replicas=settings.topic_replicas,
+    # Faust creates only internal topics at start-up; without this, a worker started before any
+    # producer would subscribe to a topic the broker then auto-creates with its own defaults.
+    internal=True,
 )
 
 import agents.player  # noqa: E402,F401  (registers the agent on the app)
