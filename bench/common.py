@@ -1,0 +1,131 @@
+"""What the benchmarks share: a broker, test songs, and raw aiokafka clients to compare the app with."""
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+
+from playback.stats import percentiles  # noqa: E402
+from producer.publish import ensure_topic  # noqa: E402
+from tests.song_files import write_song  # noqa: E402
+from timing import wait_until  # noqa: E402
+
+RAW_FETCH_WAIT_MS = 5
+
+
+def bootstrap(broker_url: str) -> str:
+    return broker_url.split("://", 1)[1]
+
+
+def dense_song_timeline(seconds: float) -> list[tuple[float, list[int]]]:
+    """Four-note chords every 250 ms with the pedal, and a run of 16 notes at 30 ms between them."""
+    timeline: list[tuple[float, list[int]]] = [(0.0, [0xC0, 0])]
+    bar = 0
+    while bar * 0.5 < seconds:
+        start = bar * 0.5
+        root = 48 + (bar * 5) % 24
+        timeline.append((start, [0xB0, 64, 127]))
+        for offset in (0.0, 0.25):
+            for pitch in (root, root + 4, root + 7, root + 12):
+                timeline.append((start + offset, [0x90, pitch, 80]))
+                timeline.append((start + offset + 0.2, [0x80, pitch, 0]))
+        for step in range(16):
+            pitch = 72 + (step * 3) % 17
+            timeline.append((start + step * 0.03, [0x91, pitch, 90]))
+            timeline.append((start + step * 0.03 + 0.025, [0x81, pitch, 0]))
+        timeline.append((start + 0.49, [0xB0, 64, 0]))
+        bar += 1
+    return timeline
+
+
+def write_dense_song(path: Path, seconds: float) -> list[tuple[float, list[int]]]:
+    return write_song(path, dense_song_timeline(seconds))
+
+
+def timing_errors_ms(played: list[float], targets: list[float]) -> list[float]:
+    offsets = [p - t for p, t in zip(played, targets)]
+    constant = statistics.median(offsets)
+    return [abs(offset - constant) * 1000 for offset in offsets]
+
+
+async def raw_produce_rate(broker_url: str, topic: str, records: list[bytes]) -> float:
+    """Records/s of a plain aiokafka producer (acks=all) sending without awaiting each send."""
+    await ensure_topic(bootstrap(broker_url), topic, partitions=1, replicas=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker_url), acks="all")
+    await producer.start()
+    try:
+        await producer.partitions_for(topic)
+        started = time.perf_counter()
+        deliveries = [await producer.send(topic, record, key=b"raw") for record in records]
+        await asyncio.gather(*deliveries)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume_rate(broker_url: str, topic: str, count: int) -> float:
+    """Records/s of a plain aiokafka consumer reading ``count`` records from the start of partition 0."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False,
+                                fetch_max_wait_ms=RAW_FETCH_WAIT_MS)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        received, started = 0, time.perf_counter()
+        while received < count:
+            batches = await consumer.getmany(timeout_ms=1000)
+            received += sum(len(records) for records in batches.values())
+        return received / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def raw_paced_latency(broker_url: str, topic: str, score: list[tuple[float, list[int]]]) -> dict:
+    """A plain aiokafka producer paced like produce-midi (one record per event) and a plain consumer:
+    latency (send to receive) and timing error (receive vs score), in ms."""
+    await ensure_topic(bootstrap(broker_url), topic, partitions=1, replicas=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker_url), acks="all")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False,
+                                fetch_max_wait_ms=RAW_FETCH_WAIT_MS)
+    await producer.start()
+    await consumer.start()
+    try:
+        await producer.partitions_for(topic)
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        received: list[tuple[float, dict]] = []
+
+        async def consume() -> None:
+            while len(received) < len(score):
+                batches = await consumer.getmany(timeout_ms=100)
+                now = time.time()
+                received.extend((now, json.loads(record.value)) for records in batches.values() for record in records)
+
+        consuming = asyncio.create_task(consume())
+        await asyncio.sleep(0.5)
+        started = time.perf_counter()
+        for seq, (score_time, message) in enumerate(score):
+            await wait_until(started + score_time)
+            value = json.dumps({"seq": seq, "score_time": score_time, "message": message, "sent_at": time.time()})
+            await producer.send(topic, value.encode(), key=b"raw")
+        await asyncio.wait_for(consuming, 30)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    latencies = [(at - value["sent_at"]) * 1000 for at, value in received]
+    errors = timing_errors_ms([at for at, _ in received], [value["score_time"] for _, value in received])
+    return {"latency_ms": percentiles(latencies), "timing_error_ms": percentiles(errors), "events": len(received)}
+
+
+def ratio_line(name: str, app: float, raw: float, unit: str) -> str:
+    return f"{name:<34} app {app:>12,.1f} {unit:<9} raw aiokafka {raw:>12,.1f} {unit:<9} app/raw {app / raw:6.2f}"

@@ -1,0 +1,93 @@
+"""Latency and timing error through the worker's MIDI output, live and buffered, on a song of dense
+chords and fast runs, against plain aiokafka paced the same way, all on one embedded broker.
+
+The app's figures are measured outside the worker: the recording mido backend stamps each message
+as the port receives it, and the producer's send times are read back from the topic. The worker's
+own song summary is printed beside them, to show that it agrees.
+
+    .venv/bin/python bench/latency.py [--seconds S] [--smoke]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from common import bootstrap, percentiles, ratio_line, raw_paced_latency, timing_errors_ms, write_dense_song
+
+from embedded_broker import embedded_broker
+from models.midi_event import decode_record
+from processes import WorkerProcess, run_producer
+
+MODES = {"live": {"MIDI_PLAYBACK": "live"}, "buffered 0.2 s": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
+
+
+async def sent_times(broker_url: str, topic: str) -> dict[int, float]:
+    """seq -> the producer's send time, for every event on partition 0 of ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        times: dict[int, float] = {}
+        while await consumer.position(partition) < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    for event in decode_record(record.value)[0]:
+                        times.setdefault(event.seq, event.sent_at)
+        return times
+    finally:
+        await consumer.stop()
+
+
+def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path, topic: str) -> tuple[dict, dict]:
+    recording = folder / f"{topic}.jsonl"
+    env = {"BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
+           "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", **mode_env}
+    with WorkerProcess(env) as worker:
+        produced = run_producer([str(song)], env)
+        if produced.returncode != 0:
+            raise SystemExit(f"produce-midi failed:\n{produced.stderr}")
+        [summary] = worker.wait_for_summaries(1, timeout=60 + score[-1][0])
+    played = [json.loads(line) for line in recording.read_text().splitlines()][: len(score)]
+    if [entry["bytes"] for entry in played] != [data for _, data in score]:
+        raise SystemExit(f"{topic}: the port did not receive the score exactly")
+    sent = asyncio.run(sent_times(broker_url, topic))
+    outside = {
+        "events": len(played),
+        "latency_ms": percentiles([(entry["time"] - sent[seq]) * 1000 for seq, entry in enumerate(played)]),
+        "timing_error_ms": percentiles(timing_errors_ms([entry["time"] for entry in played], [t for t, _ in score])),
+    }
+    return outside, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the test song")
+    parser.add_argument("--smoke", action="store_true", help="a 2 s song, to check the benchmark runs")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="midi-bench-"))
+    song = folder / "dense.mid"
+    score = write_dense_song(song, 2.0 if args.smoke else args.seconds)
+    print(f"song: {len(score)} events over {score[-1][0]:.1f} s (4-note chords every 250 ms, runs 30 ms apart, pedal)")
+    with embedded_broker() as broker_url:
+        raw = asyncio.run(raw_paced_latency(broker_url, "bench-raw", score))
+        for index, (mode, mode_env) in enumerate(MODES.items()):
+            outside, summary = measure_app(broker_url, song, score, mode_env, folder, f"bench-{index}")
+            print(f"{mode}: worker summary latency {summary['latency_ms']} timing error {summary['timing_error_ms']}"
+                  f" events {summary['events']} lost {summary['lost']} late {summary['late']}")
+            print(f"{mode}: measured at the port latency {outside['latency_ms']} timing error {outside['timing_error_ms']}")
+            for figure in ("latency_ms", "timing_error_ms"):
+                for stat in ("p50", "p99"):
+                    print(ratio_line(f"{mode} {figure} {stat}", outside[figure][stat], raw[figure][stat], "ms"))
+    print(f"raw aiokafka (one record per event, fetch wait 5 ms): latency {raw['latency_ms']} "
+          f"timing error {raw['timing_error_ms']}")
+
+
+if __name__ == "__main__":
+    main()
