@@ -7,6 +7,7 @@ this worker lost are released when the new assignment arrives.
 from __future__ import annotations
 
 import logging
+import sys
 
 from faust.types import TP
 
@@ -15,6 +16,11 @@ from outputs import PortError, SynthUnavailable, open_outputs
 from playback.player import Player
 
 logger = logging.getLogger(__name__)
+
+# Faust's consumer runs in a thread of its own; with Python's default 5 ms GIL switch interval a
+# note due now can wait that long behind it, ruining sub-millisecond scheduling.
+GIL_SWITCH_INTERVAL = 0.0005
+sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 # Songs remembered with their partition beyond those playing; past that, finished songs are forgotten.
 FINISHED_SONG_PARTITIONS_KEPT = 1000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path
     recording = folder / f"{topic}.jsonl"
     env = {"BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
            "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", **mode_env}
+    env.update({name: value for name, value in os.environ.items() if name.startswith("MIDI_")})
     with WorkerProcess(env) as worker:
         produced = run_producer([str(song)], env)
         if produced.returncode != 0:
