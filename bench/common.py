@@ -127,5 +127,5 @@ async def raw_paced_latency(broker_url: str, topic: str, score: list[tuple[float
     return {"latency_ms": percentiles(latencies), "timing_error_ms": percentiles(errors), "events": len(received)}
 
 
-def ratio_line(name: str, app: float, raw: float, unit: str) -> str:
-    return f"{name:<34} app {app:>12,.1f} {unit:<9} raw aiokafka {raw:>12,.1f} {unit:<9} app/raw {app / raw:6.2f}"
+def ratio_line(name: str, app: float, raw: float, unit: str, baseline: str = "raw aiokafka") -> str:
+    return f"{name:<34} app {app:>12,.1f} {unit:<9} {baseline} {raw:>12,.1f} {unit:<9} app/raw {app / raw:6.2f}"
