@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-smoke system-deps clean
+.PHONY: run test bench system-deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q tests
+
+# The full benchmarks (minutes; run them on a quiet machine). CI runs their --smoke versions in make test.
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV)
