@@ -5,17 +5,21 @@ import asyncio
 import logging
 import math
 import sys
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.cli import AppCommand, argument, option
 
 import midi_app
 from midi_app import app, settings
 from models.midi_event import encode_events
-from producer.publish import DEFAULT_EVENTS_PER_RECORD, ensure_topic, kafka_producer, padding, publish_song
+from producer.publish import (DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, describe, ensure_topic, kafka_producer,
+                              padding, publish_song)
 from producer.songs import SongError, find_midi_files, read_song
 
 # aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
@@ -23,6 +27,8 @@ from producer.songs import SongError, find_midi_files, read_song
 MAX_REQUEST_BYTES = 1024 * 1024
 # Longest JSON a float can take, so the size check holds for any score time or clock reading.
 WIDEST_FLOAT = -2.2250738585072014e-308
+# While the producer retries a broker, one of aiokafka's complaints is shown per this many seconds.
+RETRY_NOTICE_INTERVAL = 2.0
 
 
 def say(line: str) -> None:
@@ -48,7 +54,62 @@ class StandaloneCommand(AppCommand):
         raise SystemExit(code)
 
 
-async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed_ratio: float, record_size: int) -> int:
+class BrokerLogFilter(logging.Filter):
+    """Keeps aiokafka's log to what a user of produce-midi needs.
+
+    aiokafka logs every failed attempt, several a second while a broker refuses connections. Until
+    the producer is up none of it passes: a broker that cannot be reached ends the command with one
+    line of its own, giving the reason kept in ``last_failure``. Once publishing, the first complaint
+    of each RETRY_NOTICE_INTERVAL passes, marked as a retry, so a user sees it without a flood.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.publishing = False
+        self.last_failure: BaseException | None = None
+        self._shown_at = -math.inf
+        self._held_back = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        if not self.publishing:
+            failures = [arg for arg in record.args if isinstance(arg, BaseException)] if isinstance(record.args, tuple) else []
+            self.last_failure = failures[-1] if failures else self.last_failure
+            return False
+        now = time.monotonic()
+        if now - self._shown_at < RETRY_NOTICE_INTERVAL:
+            self._held_back += 1
+            return False
+        held_back = f" ({self._held_back} more since the last notice)" if self._held_back else ""
+        record.msg = f"retrying for up to {self.timeout:g} s: {record.getMessage()}{held_back}"
+        record.args = ()
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self._shown_at, self._held_back = now, 0
+        return True
+
+    def unreachable_reason(self) -> str:
+        if self.last_failure is None or isinstance(self.last_failure, asyncio.TimeoutError):
+            return f"no answer within {self.timeout:g} s"
+        return describe(self.last_failure)
+
+
+@contextmanager
+def broker_log_filtered(timeout: float) -> Iterator[BrokerLogFilter]:
+    broker_log = BrokerLogFilter(timeout)
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(broker_log)
+    try:
+        yield broker_log
+    finally:
+        for handler in handlers:
+            handler.removeFilter(broker_log)
+
+
+async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed_ratio: float, record_size: int,
+                  broker_log: BrokerLogFilter) -> int:
     """Publish every song found in ``paths``; returns the exit code (1 if any path was rejected).
 
     Each file is read and checked whole before any of its events is sent, so a rejected file
@@ -65,8 +126,11 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
         say(f"refused: {option_problem}")
         return 2
     rejected = len(problems)
-    await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas)
-    async with kafka_producer(bootstrap_servers, max_request_size=MAX_REQUEST_BYTES) as producer:
+    await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas,
+                       timeout=settings.producer_timeout)
+    async with kafka_producer(bootstrap_servers, timeout=settings.producer_timeout,
+                              max_request_size=MAX_REQUEST_BYTES) as producer:
+        broker_log.publishing = True
         for path in files:
             try:
                 song = read_song(
@@ -138,14 +202,22 @@ def check_options(files: list[Path], *, speed_ratio: float, record_size: int) ->
 )
 async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_size, speed_ratio, paths) -> int:
     """Publish MIDI files (files, folders or globs) to the notes topic, keeping the score's timing."""
-    try:
-        return await produce(
-            [*midi_files, *paths],
-            bootstrap_servers or settings.bootstrap_servers,
-            notes_topic or settings.topic,
-            speed_ratio=speed_ratio,
-            record_size=record_size,
-        )
-    except KafkaError as exc:
-        say(f"error: broker {bootstrap_servers or settings.bootstrap_servers}: {exc}")
+    servers = bootstrap_servers or settings.bootstrap_servers
+    with broker_log_filtered(settings.producer_timeout) as broker_log:
+        try:
+            return await produce(
+                [*midi_files, *paths],
+                servers,
+                notes_topic or settings.topic,
+                speed_ratio=speed_ratio,
+                record_size=record_size,
+                broker_log=broker_log,
+            )
+        except KafkaConnectionError:
+            say(f"error: cannot reach the Kafka broker at {servers} (BROKER_URL or -b): {broker_log.unreachable_reason()}")
+        except DeliveryFailed as exc:
+            say(f"error: broker {servers} stopped acknowledging for {settings.producer_timeout:g} s "
+                f"(MIDI_PRODUCER_TIMEOUT): {exc}; the song is incomplete and nothing more was sent")
+        except KafkaError as exc:
+            say(f"error: broker {servers}: {describe(exc)}")
         return 2

@@ -5,16 +5,18 @@ import asyncio
 import logging
 import secrets
 import time
-from contextlib import asynccontextmanager
+from collections import deque
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, UnknownError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError
 
 from models.midi_event import encode_events
 from producer.songs import Song
+from settings import Settings
 from timing import wait_until
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,14 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0
 # Enough to amortise the per-record cost on both ends; small enough (~10 KB) for any broker.
 DEFAULT_EVENTS_PER_RECORD = 64
+# aiokafka's default (100 ms) retries a refused connection ten times a second, logging each attempt.
+RETRY_BACKOFF_MS = 250
+# How long a producer abandoned after an error may take to close.
+ABANDON_GRACE = 1.0
+
+
+class DeliveryFailed(Exception):
+    """The broker did not acknowledge some events of a song in time: the song is incomplete on the topic."""
 
 
 @dataclass
@@ -39,9 +49,14 @@ class SongReport:
         )
 
 
-async def ensure_topic(bootstrap_servers: str, name: str, partitions: int, replicas: int) -> None:
-    """Create the notes topic as declared, so nothing is produced into an auto-created default."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def ensure_topic(bootstrap_servers: str, name: str, partitions: int, replicas: int, *,
+                       timeout: float = Settings.producer_timeout) -> None:
+    """Create the notes topic as declared, so nothing is produced into an auto-created default.
+
+    A broker that does not answer within ``timeout`` seconds raises KafkaConnectionError.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=round(timeout * 1000),
+                                retry_backoff_ms=RETRY_BACKOFF_MS)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, replicas)])
@@ -51,23 +66,62 @@ async def ensure_topic(bootstrap_servers: str, name: str, partitions: int, repli
         await admin.close()
 
 
-@asynccontextmanager
-async def kafka_producer(bootstrap_servers: str, **options) -> AsyncIterator[AIOKafkaProducer]:
-    """An acks=all producer, idempotent where the broker allows; flushed and stopped on exit."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True, **options)
+async def started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    """``producer``, started; stopped again, its connections closed, when it cannot start."""
     try:
         await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
+@asynccontextmanager
+async def kafka_producer(bootstrap_servers: str, *, timeout: float = Settings.producer_timeout,
+                         **options) -> AsyncIterator[AIOKafkaProducer]:
+    """An acks=all producer, idempotent where the broker allows; flushed and stopped on exit.
+
+    ``timeout`` (seconds) bounds each request and, aiokafka measuring a record's delivery time with
+    the same value, how long a record is retried before its future fails: a connection cut or a
+    silent broker shorter than that is ridden out, a longer one fails the record. A broker that
+    cannot be reached at all raises KafkaConnectionError within ``timeout``. Without idempotence a
+    retried batch may be written twice; consumers dedupe by (song, seq).
+    """
+    options = {"acks": "all", "request_timeout_ms": round(timeout * 1000), "retry_backoff_ms": RETRY_BACKOFF_MS,
+               **options}
+    try:
+        producer = await started(AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True,
+                                                  **options))
     except UnknownError:
         # Brokers without transaction support (Tansu among them) reject InitProducerId this way.
-        await producer.stop()
         logger.warning("broker %s refused the idempotent producer; producing without idempotence", bootstrap_servers)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", **options)
-        await producer.start()
+        producer = await started(AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **options))
     try:
         yield producer
         await producer.flush()
-    finally:
-        await producer.stop()
+    except BaseException:
+        # The caller gave up on what is still queued, which stop() would retry until its timeout
+        # runs out, several times over for a silent broker: it gets a moment to close, no more.
+        # What is left is cancelled with the event loop.
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(producer.stop(), ABANDON_GRACE)
+        raise
+    await producer.stop()
+
+
+def describe(error: BaseException) -> str:
+    """The error's class and message, once: aiokafka's errors often repeat the class in the message."""
+    name, text = type(error).__name__, str(error)
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+def outcome_seen(future: asyncio.Future) -> None:
+    """Done callback marking a delivery's exception as seen: publish_song reports the first failure
+    itself, and asyncio would log every other one as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def padding(size: int) -> str:
@@ -98,19 +152,39 @@ async def publish_song(
 
     Deadlines are absolute from the song's start, so waits never add up to drift. Events due at the
     same moment (a chord, or everything when ``speed_ratio`` is 0) share a record, up to
-    ``max_events_per_record``. Returns once the broker has acknowledged every record.
+    ``max_events_per_record``. Returns once the broker has acknowledged every record; raises
+    DeliveryFailed, sending nothing more, once a record has failed (the producer retries each for
+    its timeout first).
     """
     key = song_id.encode()
-    deliveries: list[asyncio.Future] = []
+    # Deliveries of one song (one key, one partition) complete in the order they were sent.
+    unacknowledged: deque[tuple[str, asyncio.Future]] = deque()
+
+    def raise_if_failed() -> None:
+        # Reads the futures' state rather than waiting for callbacks, which a sender catching up on
+        # late events would not give a chance to run.
+        while unacknowledged and unacknowledged[0][1].done():
+            seqs, delivery = unacknowledged.popleft()
+            if delivery.exception() is not None:
+                raise DeliveryFailed(f"{song_id}: {seqs} not acknowledged ({describe(delivery.exception())})")
+
     events = song.events
     started = time.perf_counter()
     next_progress = started + PROGRESS_INTERVAL
     max_lag = 0.0
 
     async def send(first: int, batch: list[tuple[float, list[int]]], end: bool = False) -> None:
+        # A failed record ends the song here: what follows it could only arrive with a gap before it.
+        raise_if_failed()
         value = encode_events(song_id, first, batch, sent_at=time.time(), speed_ratio=speed_ratio, end=end,
                               padding=padding(record_size))
-        deliveries.append(await producer.send(topic, value, key=key))
+        seqs = f"event {first}" if len(batch) == 1 else f"events {first}-{first + len(batch) - 1}"
+        try:
+            delivery = await producer.send(topic, value, key=key)
+        except KafkaError as exc:
+            raise DeliveryFailed(f"{song_id}: {seqs} could not be queued ({describe(exc)})") from exc
+        delivery.add_done_callback(outcome_seen)
+        unacknowledged.append((seqs, delivery))
 
     first = 0
     while first < len(events):
@@ -128,5 +202,7 @@ async def publish_song(
             next_progress += PROGRESS_INTERVAL
             progress(f"{song_id}: {events[first - 1].score_time:7.2f}/{song.duration:.2f} s, {first}/{len(events)} events sent")
     await send(len(events), [(song.duration, [])], end=True)
-    await asyncio.gather(*deliveries)
+    while unacknowledged:
+        await asyncio.wait([unacknowledged[0][1]])
+        raise_if_failed()
     return SongReport(song_id, len(events), song.duration, time.perf_counter() - started, max_lag * 1000)
