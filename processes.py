@@ -21,6 +21,18 @@ def faust_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "faust", "-A", "midi_app", *args]
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 5.0, signum: int = signal.SIGTERM) -> int:
+    """Ask a child to stop, kill it if it has not within ``timeout`` s; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def parse_summary(line: str) -> dict:
     return json.loads(line.split(SONG_SUMMARY_MARK, 1)[1].strip())
 
@@ -96,14 +108,7 @@ class WorkerProcess:
         self.process.send_signal(signum)
 
     def stop(self, timeout: float = 20.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
 
 def run_producer(args: list[str], env: Mapping[str, str], timeout: float = 600.0,

@@ -23,6 +23,8 @@ from typing import Iterator
 
 import pytest
 
+from processes import stop_process
+
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 STARTUP_TIMEOUT = 10.0
 
@@ -50,12 +52,7 @@ def jack_server(log_path: str = os.devnull) -> Iterator[dict[str, str]]:
             time.sleep(0.05)
         yield env
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture

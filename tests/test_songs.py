@@ -11,7 +11,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from producer.songs import SongError, find_midi_files, read_song
+from producer.songs import Song, SongError, find_midi_files, read_song
 from tests.song_files import every_kind_timeline, write_song
 
 REAL_WORLD_FOLDER = Path("/usr/share/games/openttd/baseset/openmsx")
@@ -38,7 +38,7 @@ NOTE = b"\x00\x90\x3c\x64" + b"\x83\x60\x80\x3c\x00"  # middle C on at 0, off 48
 GOOD_TRACK = track(NOTE)
 
 
-def read(path: Path, **limits) -> "Song":  # noqa: F821
+def read(path: Path, **limits) -> Song:
     return read_song(path, **{**LIMITS, **limits})
 
 
