@@ -16,12 +16,23 @@ import os
 import tempfile
 from pathlib import Path
 
+import mido
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from common import bootstrap, percentiles, ratio_line, raw_paced_latency, timing_errors_ms, write_dense_song
 
 from embedded_broker import embedded_broker
 from models.midi_event import decode_record
 from processes import WorkerProcess, run_producer
+
+def channel_messages(path: Path) -> list[tuple[float, list[int]]]:
+    """The file's channel messages with their times, as mido plays it: what the port must receive."""
+    score, now = [], 0.0
+    for message in mido.MidiFile(path):
+        now += message.time
+        if not message.is_meta and message.type != "sysex":
+            score.append((now, message.bytes()))
+    return score
+
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"}, "buffered 0.2 s": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
 
@@ -72,11 +83,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test song")
     parser.add_argument("--smoke", action="store_true", help="a 2 s song, to check the benchmark runs")
+    parser.add_argument("--song", type=Path, help="play this MIDI file instead of the generated dense song")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="midi-bench-"))
-    song = folder / "dense.mid"
-    score = write_dense_song(song, 2.0 if args.smoke else args.seconds)
-    print(f"song: {len(score)} events over {score[-1][0]:.1f} s (4-note chords every 250 ms, runs 30 ms apart, pedal)")
+    if args.song:
+        song, score = args.song, channel_messages(args.song)
+        print(f"song: {song.name}, {len(score)} events over {score[-1][0]:.1f} s")
+    else:
+        song = folder / "dense.mid"
+        score = write_dense_song(song, 2.0 if args.smoke else args.seconds)
+        print(f"song: {len(score)} events over {score[-1][0]:.1f} s (4-note chords every 250 ms, runs 30 ms apart, pedal)")
     with embedded_broker() as broker_url:
         raw = asyncio.run(raw_paced_latency(broker_url, "bench-raw", score))
         for index, (mode, mode_env) in enumerate(MODES.items()):
