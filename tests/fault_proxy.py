@@ -34,15 +34,14 @@ class FaultProxy:
         self.target_port = target_port
         self.lifetime = lifetime
         self.max_connections = max_connections
-        self.connections_accepted = 0
-        self.connections_cut = 0
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=f"fault-proxy-{listen_port}", daemon=True)
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task] = set()
         self._open_path: asyncio.Event | None = None
+        self._reopen: asyncio.TimerHandle | None = None
         self._refuse_until = 0.0
         self._stop: asyncio.Event | None = None
 
@@ -63,10 +62,6 @@ class FaultProxy:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(10)
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._handlers)
-
     def cut(self, refuse_for: float = 0.0) -> int:
         """Close every open connection now, and new ones for ``refuse_for`` s; returns how many were cut."""
         return self._call(self._cut, refuse_for)
@@ -81,12 +76,10 @@ class FaultProxy:
     # -- the proxy's own loop -------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._serve())
-        finally:
-            self._loop.close()
+        asyncio.run(self._serve())
 
     async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._open_path = asyncio.Event()
         self._open_path.set()
@@ -112,7 +105,6 @@ class FaultProxy:
             await server.wait_closed()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.connections_accepted += 1
         if time.monotonic() < self._refuse_until or len(self._handlers) >= self.max_connections:
             client_writer.close()
             return
@@ -162,7 +154,6 @@ class FaultProxy:
     async def _cut(self, refuse_for: float) -> int:
         self._refuse_until = time.monotonic() + refuse_for
         cut = len(self._handlers)
-        self.connections_cut += cut
         await self._close_all()
         return cut
 
@@ -174,5 +165,7 @@ class FaultProxy:
         await asyncio.gather(*(writer.wait_closed() for writer in writers), return_exceptions=True)
 
     async def _blackhole(self, seconds: float) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
         self._open_path.clear()
-        self._loop.call_later(seconds, self._open_path.set)
+        self._reopen = self._loop.call_later(seconds, self._open_path.set)

@@ -1,0 +1,146 @@
+"""The broker fails under produce-midi and the worker: nothing lost, nothing played twice, nothing stuck.
+
+Every connection runs through tests/fault_proxy.py, which the embedded broker advertises as its own
+address, so the proxy can cut or blackhole them all while a song is produced and played.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from embedded_broker import embedded_broker, free_port
+from processes import WorkerProcess, run_producer
+from settings import Settings
+from tests.fault_proxy import FaultProxy
+from tests.recording_backend import read_recording
+from tests.song_files import write_song
+from tests.test_end_to_end import assert_only_releases
+
+UNREACHABLE_BOUND = 30.0  # what the issue promises a user of produce-midi
+SONG_EVENTS = 400
+EVENT_SPACING = 0.02  # 50 events/s: an 8 s song
+
+
+@pytest.fixture
+def proxied_broker(tmp_path):
+    """A broker whose every client connection goes through a FaultProxy; yields (url, proxy)."""
+    proxy_port, broker_port = free_port(), free_port()
+    with embedded_broker(broker_port, str(tmp_path / "broker.log"), advertised_port=proxy_port) as url, \
+            FaultProxy(proxy_port, broker_port) as proxy:
+        yield url, proxy
+
+
+@pytest.fixture
+def song(tmp_path) -> tuple[Path, list[tuple[float, list[int]]]]:
+    """Note-ons of changing pitch, one every EVENT_SPACING; returns the file and its score."""
+    timeline = [(index * EVENT_SPACING, [0x90, 36 + index % 60, 80]) for index in range(SONG_EVENTS)]
+    path = tmp_path / "steady.mid"
+    return path, write_song(path, timeline)
+
+
+def stderr_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def produce_timed(args: list[str], env: dict[str, str], echo=lambda line: None):
+    started = time.monotonic()
+    result = run_producer(args, env, timeout=120, echo=echo)
+    return result, time.monotonic() - started
+
+
+def when_line(mark: str, action: Callable[[], object]) -> Callable[[str], None]:
+    """An echo callback that runs ``action`` once, at the first line containing ``mark``."""
+    done = threading.Event()
+
+    def echo(line: str) -> None:
+        if mark in line and not done.is_set():
+            done.set()
+            action()
+    return echo
+
+
+def test_produce_midi_names_a_broker_nobody_listens_on_in_one_line(song, worker_env):
+    address = f"127.0.0.1:{free_port()}"
+    result, took = produce_timed([str(song[0])], {**worker_env, "BROKER_URL": f"kafka://{address}"})
+
+    assert result.returncode != 0
+    assert took < UNREACHABLE_BOUND
+    [line] = stderr_lines(result)
+    assert line.startswith("error: cannot reach the Kafka broker at " + address) and "refused" in line.lower()
+
+
+def test_produce_midi_gives_up_on_a_silent_broker_in_one_line_within_its_timeout(song, worker_env):
+    # Accepts connections and never answers, as a hung broker or a wrong service would.
+    with FaultProxy(free_port(), free_port()) as silent:
+        silent.blackhole(UNREACHABLE_BOUND * 2)
+        address = f"127.0.0.1:{silent.listen_port}"
+        result, took = produce_timed([str(song[0])], {**worker_env, "BROKER_URL": f"kafka://{address}"})
+
+    assert result.returncode != 0
+    assert Settings.producer_timeout <= took < UNREACHABLE_BOUND
+    [line] = stderr_lines(result)
+    assert line == (f"error: cannot reach the Kafka broker at {address} (BROKER_URL or -b): "
+                    f"no answer within {Settings.producer_timeout:g} s")
+
+
+@pytest.mark.parametrize("fault", ["vanishes", "goes silent"])
+def test_produce_midi_stops_in_one_line_when_the_broker_is_lost_midsong(fault, proxied_broker, song, worker_env):
+    url, proxy = proxied_broker
+
+    def lose_broker() -> None:
+        if fault == "vanishes":
+            proxy.cut(refuse_for=proxy.lifetime)
+        else:
+            proxy.blackhole(proxy.lifetime)
+    result, took = produce_timed([str(song[0])], {**worker_env, "BROKER_URL": url},
+                                 echo=when_line("events sent", lose_broker))
+
+    assert result.returncode == 2
+    assert took < UNREACHABLE_BOUND
+    lines = stderr_lines(result)
+    assert not any("Traceback" in line or "never retrieved" in line for line in lines), result.stderr
+    assert lines[-1].startswith(f"error: broker {url.removeprefix('kafka://')} stopped acknowledging")
+    assert "the song is incomplete" in lines[-1]
+    assert not any(line.startswith("done ") for line in lines)
+    # aiokafka logs each retry, several a second; the user sees a notice every couple of seconds.
+    retry_notices = [line for line in lines if "retrying for up to" in line]
+    assert len(retry_notices) <= took / 2 + 2, retry_notices
+
+
+@pytest.mark.parametrize("fault", ["cut", "blackhole"])
+def test_a_song_survives_a_broker_fault_midway_played_whole_once_and_in_order(
+        fault, proxied_broker, song, worker_env, recording):
+    """cut: every connection dropped, new ones refused for 3 s (a broker restart); blackhole: nothing
+    gets through for 5 s. Both are shorter than the producer's timeout, so nothing may be lost."""
+    url, proxy = proxied_broker
+    env = {**worker_env, "BROKER_URL": url}  # worker_env's own broker stays unused
+    path, score = song
+    outage = 3.0 if fault == "cut" else 5.0
+    connections_cut: list[int] = []
+
+    def break_path() -> None:
+        if fault == "cut":
+            connections_cut.append(proxy.cut(refuse_for=outage))
+        else:
+            proxy.blackhole(outage)
+
+    with WorkerProcess(env) as worker:
+        result = run_producer([str(path)], env, timeout=120, echo=when_line("events sent", break_path))
+        assert result.returncode == 0, result.stderr
+        [summary] = worker.wait_for_summaries(1, timeout=60)
+    played = read_recording(recording)
+
+    if fault == "cut":
+        assert connections_cut and connections_cut[0] >= 2, "the producer's and the worker's connections were cut"
+        assert any("retrying for up to" in line for line in stderr_lines(result))
+    times = [entry["time"] for entry in played[:len(score)]]
+    longest_silence = max(later - earlier for earlier, later in zip(times, times[1:]))
+    assert longest_silence >= outage * 0.8, "the fault should have held the notes back"
+    assert [entry["bytes"] for entry in played[:len(score)]] == [data for _, data in score]
+    assert_only_releases([entry["bytes"] for entry in played[len(score):]])
+    assert (summary["events"], summary["expected"]) == (len(score), len(score))
+    assert (summary["lost"], summary["reordered"]) == (0, 0)
