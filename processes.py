@@ -40,11 +40,11 @@ def parse_summary(line: str) -> dict:
 class WorkerProcess:
     """``faust -A midi_app worker`` in a child process, its output lines kept for reading.
 
-    Use as a context manager: entering starts it and waits until Faust says it is ready; leaving
-    sends SIGTERM (as a user's Ctrl-C would) and waits for it to stop.
+    Use as a context manager: entering starts it and waits until Faust says it is ready (unless
+    ``ready_timeout`` is None); leaving sends SIGTERM (as a user's Ctrl-C would) and waits for it to stop.
     """
 
-    def __init__(self, env: Mapping[str, str], ready_timeout: float = 30.0,
+    def __init__(self, env: Mapping[str, str], ready_timeout: float | None = 30.0,
                  echo: Callable[[str], None] = lambda line: None) -> None:
         self.env = {**os.environ, **env}
         self.ready_timeout = ready_timeout
@@ -61,6 +61,8 @@ class WorkerProcess:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._pump, daemon=True).start()
+        if self.ready_timeout is None:
+            return self
         if self.wait_for(lambda line: READY_MARK in line, self.ready_timeout) is None:
             self.stop()
             raise RuntimeError(f"worker not ready within {self.ready_timeout:.0f} s:\n" + "\n".join(self.lines[-30:]))

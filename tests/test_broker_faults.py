@@ -144,3 +144,21 @@ def test_a_song_survives_a_broker_fault_midway_played_whole_once_and_in_order(
     assert_only_releases([entry["bytes"] for entry in played[len(score):]])
     assert (summary["events"], summary["expected"]) == (len(score), len(score))
     assert (summary["lost"], summary["reordered"]) == (0, 0)
+
+
+def test_a_worker_started_before_its_broker_says_so_and_plays_once_it_is_up(song, worker_env, tmp_path, recording):
+    port = free_port()
+    env = {**worker_env, "BROKER_URL": f"kafka://127.0.0.1:{port}"}
+    path, score = song
+    with WorkerProcess(env, ready_timeout=None) as worker:
+        line = worker.wait_for(lambda text: "cannot reach the Kafka broker at" in text, timeout=20)
+        assert line is not None and f"127.0.0.1:{port}" in line
+        assert worker.process.poll() is None, "the worker must keep trying, not exit"
+        with embedded_broker(port, str(tmp_path / "late-broker.log")):
+            assert worker.wait_for(lambda text: "Worker]: Ready" in text, timeout=30) is not None
+            assert run_producer([str(path)], env, timeout=120).returncode == 0
+            [summary] = worker.wait_for_summaries(1, timeout=60)
+            worker.stop()
+    assert [entry["bytes"] for entry in read_recording(recording)[:len(score)]] == [data for _, data in score]
+    assert not any("Traceback" in text for text in worker.lines)
+    assert summary["lost"] == 0
