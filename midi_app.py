@@ -40,5 +40,18 @@ notes_topic = app.topic(
     internal=True,
 )
 
+# Per song, the seq of the last event played (the end event's once the song finished), written
+# after the record holding it was played. Its changelog topic outlives a worker killed without
+# warning, so the worker that takes over skips what was already played.
+played_seqs = app.Table(
+    "played_seqs",
+    key_type=str,
+    value_type=int,
+    partitions=settings.topic_partitions,
+    # The changelog partition comes from the song key, as the notes topic's does, so buffered
+    # playback can write from the song's own task, outside the agent's iteration.
+    use_partitioner=True,
+)
+
 import agents.player  # noqa: E402,F401  (registers the agent on the app)
 import producer.command  # noqa: E402,F401  (registers produce-midi)

@@ -1,11 +1,17 @@
-"""Turning records from the notes topic into played MIDI, live or through a jitter buffer, measured per song."""
+"""Turning records from the notes topic into played MIDI, live or through a jitter buffer, measured per song.
+
+What was played is noted per song in ``played_seqs`` (the worker's Faust table), so a worker taking over
+after a crash resumes each song after the last event played instead of playing it again.
+"""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import OrderedDict, deque
+from typing import Callable, MutableMapping
 
 from models.midi_event import InvalidEvent, MidiEvent, decode_record
 from outputs import OutputSet
@@ -17,6 +23,87 @@ logger = logging.getLogger(__name__)
 # Songs whose end was seen, remembered so a late duplicate of them is not played as a new song.
 FINISHED_SONGS_KEPT = 1000
 INVALID_LOG_INTERVAL = 5.0
+# How often resume points are saved at most (a changelog record per song each time): notes further
+# apart are saved one by one, so a worker killed without warning repeats at most the note (or chord)
+# it was playing; a burst (a record every ~0.7 ms) writes one per 5 ms instead of one per record, which
+# cost a fifth of its throughput.
+RESUME_SAVE_INTERVAL = 0.005
+
+
+class ResumePoints:
+    """Each song's highest seq played (or dropped), kept in ``table``: the worker's Faust table, whose
+    changelog topic outlives the worker, so the worker taking over a song resumes after that seq.
+
+    Written after playing, not before: a worker killed in between plays those events again when it
+    restarts (a repeated note) rather than never (a lost note-off leaves a note stuck).
+
+    Records are saved together at most every ``save_interval`` seconds, one write per song, and only
+    then acknowledged, so no record is acknowledged before its write is in the producer's hands;
+    Faust flushes the producer before committing offsets, so no committed offset runs ahead of the
+    table. Notes further apart than the interval are each saved as soon as played.
+    """
+
+    def __init__(self, table: MutableMapping[str, int], save_interval: float = RESUME_SAVE_INTERVAL) -> None:
+        self.table = table
+        self.save_interval = save_interval
+        self.unsaved: dict[str, int] = {}
+        self.unacknowledged: list[Callable[[], object]] = []
+        self.saved_at = -math.inf
+        self.save_due: asyncio.TimerHandle | None = None
+
+    def get(self, song: str) -> int | None:
+        seq = self.unsaved.get(song)
+        return self.table.get(song) if seq is None else seq
+
+    def record_played(self, highest_seqs: dict[str, int], acknowledge: Callable[[], object]) -> None:
+        for song, seq in highest_seqs.items():
+            # A late copy of an older record must not move a song's resume point back.
+            saved = self.get(song)
+            if saved is None or seq > saved:
+                self.unsaved[song] = seq
+        self.unacknowledged.append(acknowledge)
+        if self.save_due is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save()  # a caller without an event loop has nothing to gather records over
+            return
+        self.save_due = loop.call_later(max(0.0, self.saved_at + self.save_interval - time.monotonic()), self.save)
+
+    def save(self) -> None:
+        if self.save_due is not None:
+            self.save_due.cancel()
+            self.save_due = None
+        self.saved_at = time.monotonic()
+        unsaved, unacknowledged = self.unsaved, self.unacknowledged
+        self.unsaved, self.unacknowledged = {}, []
+        for song, seq in unsaved.items():
+            self.table[song] = seq
+        for acknowledge in unacknowledged:
+            acknowledge()
+
+
+class RecordProgress:
+    """One record on its way through the player, until every event of it has been played or dropped."""
+
+    def __init__(self, resume_points: ResumePoints, done: Callable[[], object]) -> None:
+        self.resume_points = resume_points
+        self.done = done
+        self.highest_seqs: dict[str, int] = {}
+        # Scheduled events not yet played, plus one until the whole record has been handed over.
+        self.unfinished = 1
+
+    def handled(self, event: MidiEvent) -> None:
+        self.highest_seqs[event.song] = max(event.seq, self.highest_seqs.get(event.song, -1))
+
+    def wait_for(self) -> None:
+        self.unfinished += 1
+
+    def finished_one(self) -> None:
+        self.unfinished -= 1
+        if not self.unfinished:
+            self.resume_points.record_played(self.highest_seqs, self.done)
 
 
 class SongQueue:
@@ -25,7 +112,7 @@ class SongQueue:
     def __init__(self, anchor: float) -> None:
         # perf_counter() time of the song's score time 0, from the first event seen of it
         self.anchor = anchor
-        self.pending: deque[tuple[float, MidiEvent]] = deque()
+        self.pending: deque[tuple[float, MidiEvent, RecordProgress]] = deque()
         self.arrived = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -36,11 +123,15 @@ class Player:
     ``playback="live"`` plays an event the moment it is handed over; ``"buffered"`` plays it at the
     song's start + score time + ``playout_delay`` (an event arriving after that slot plays at once and
     counts as late), each song in its own task so no song waits for another.
+
+    ``played_seqs`` maps each song to the highest seq played (or dropped) so far; a song this player
+    has not seen yet resumes after the seq found there, counting what it skips as duplicates.
     """
 
     def __init__(self, outputs: OutputSet, *, playback: str = "live", playout_delay: float = 0.2,
-                 max_lateness: float | None = None) -> None:
+                 max_lateness: float | None = None, played_seqs: MutableMapping[str, int] | None = None) -> None:
         self.outputs = outputs
+        self.resume_points = ResumePoints({} if played_seqs is None else played_seqs)
         self.buffered = playback == "buffered"
         self.playout_delay = playout_delay
         self.max_lateness = max_lateness
@@ -51,46 +142,73 @@ class Player:
         self._invalid_logged_at = -INVALID_LOG_INTERVAL
         self._invalid_unlogged = 0
 
-    def handle(self, raw: bytes | None) -> None:
-        """Take one value from the topic: decode it, then play or schedule each of its events."""
+    def handle(self, raw: bytes | None, done: Callable[[], object] = lambda: None) -> None:
+        """Take one value from the topic: decode it, then play or schedule each of its events.
+
+        ``done`` is called once all of it has been played (buffered: once its last event had its slot)
+        and its songs' resume points saved: the agent acknowledges the record there, so the offset
+        committed never passes an event not yet played.
+        """
         try:
             events, problems = decode_record(raw)
         except InvalidEvent as exc:
             self._reject(raw, exc)
+            done()
             return
         for problem in problems:
             self._reject(raw, problem)
+        record = RecordProgress(self.resume_points, done)
         for event in events:
-            self.handle_event(event)
+            self.handle_event(event, record)
+        record.finished_one()
 
-    def handle_event(self, event: MidiEvent) -> None:
+    def handle_event(self, event: MidiEvent, record: RecordProgress) -> None:
         stats = self.songs.get(event.song)
         if stats is None:
             finished = self.finished.get(event.song)
             if finished is not None:
                 finished.duplicates += 1
                 return
-            stats = self.songs[event.song] = SongStats(event.song)
+            stats = self.songs[event.song] = self._start_song(event.song)
         if event.end:
+            if event.seq in stats.seen:
+                # The worker this one took over from finished the song and logged its summary.
+                stats.duplicates += 1
+                self._remember_finished(self.songs.pop(event.song))
+                return
             stats.expected = event.seq
         elif not stats.arrive(event.seq):
             return
         elif self.max_lateness is not None and time.time() - event.sent_at > self.max_lateness:
             stats.dropped += 1
+            record.handled(event)
             return
         if self.buffered:
-            self._schedule(event)
-        elif event.end:
+            self._schedule(event, record)
+            return
+        if event.end:
             self.finish(event.song)
         else:
             self.play(event, stats)
+        record.handled(event)
+
+    def _start_song(self, song: str) -> SongStats:
+        stats = SongStats(song)
+        resume_after = self.resume_points.get(song)
+        if resume_after is not None:
+            # What an earlier worker played counts as seen: arriving again, it is a duplicate and is
+            # not played, and it is not counted as lost either.
+            stats.seen.update(range(resume_after + 1))
+            stats.highest_seq = resume_after
+            logger.info("resuming %s after seq %d, played by an earlier worker", song, resume_after)
+        return stats
 
     def play(self, event: MidiEvent, stats: SongStats) -> None:
         self.outputs.send(event.to_message(), event.song)
         target = event.score_time * event.speed_ratio if event.speed_ratio else None
         stats.played(event.message, time.time(), event.sent_at, target)
 
-    def _schedule(self, event: MidiEvent) -> None:
+    def _schedule(self, event: MidiEvent, record: RecordProgress) -> None:
         now = time.perf_counter()
         score_offset = event.score_time * event.speed_ratio
         queue = self.queues.get(event.song)
@@ -100,7 +218,8 @@ class Player:
         slot = queue.anchor + score_offset + self.playout_delay
         if now > slot and not event.end:
             self.songs[event.song].late += 1
-        queue.pending.append((slot, event))
+        record.wait_for()
+        queue.pending.append((slot, event, record))
         queue.arrived.set()
 
     async def _play_buffered(self, song: str, queue: SongQueue) -> None:
@@ -109,32 +228,41 @@ class Player:
             while not queue.pending:
                 queue.arrived.clear()
                 await queue.arrived.wait()
-            slot, event = queue.pending.popleft()
+            slot, event, record = queue.pending.popleft()
             if event.end:
                 self.finish(song)
+            else:
+                await wait_until(slot)
+                self.play(event, stats)
+            record.handled(event)
+            record.finished_one()
+            if event.end:
                 return
-            await wait_until(slot)
-            self.play(event, stats)
 
     def finish(self, song: str) -> dict:
         """Release what the song left sounding and log its summary."""
         self.outputs.release(song)
         self.queues.pop(song, None)
         stats = self.songs.pop(song)
-        self.finished[song] = stats
-        while len(self.finished) > FINISHED_SONGS_KEPT:
-            self.finished.popitem(last=False)
+        self._remember_finished(stats)
         summary = stats.summary()
         logger.info("song summary %s", json.dumps(summary))
         return summary
 
+    def _remember_finished(self, stats: SongStats) -> None:
+        self.finished[stats.song] = stats
+        while len(self.finished) > FINISHED_SONGS_KEPT:
+            self.finished.popitem(last=False)
+
     async def stop(self) -> None:
-        """Cancel buffered songs still waiting; the outputs' owner then silences what sounds."""
+        """Cancel buffered songs still waiting and save what was played; the outputs' owner then
+        silences what sounds."""
         tasks = [queue.task for queue in self.queues.values() if queue.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.queues.clear()
+        self.resume_points.save()
 
     def status(self) -> str:
         """One line on the songs being played, for the periodic status log."""
