@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 
+import click
 from faust.types import TP
 
-from midi_app import app, notes_topic, settings
+from midi_app import app, notes_topic, played_seqs, settings
 from outputs import PortError, SynthUnavailable, open_outputs
 from playback.player import Player
 
@@ -58,6 +59,10 @@ def playing_songs(player: Player) -> set[str]:
 def check_outputs(sender, **kwargs) -> None:
     """Refuse to start when an output cannot open: Faust would restart the agent every few seconds
     forever, printing a traceback each time, and a missing port or synth does not come back by itself."""
+    # Faust sends this signal for every command of the app; only the worker plays.
+    command = click.get_current_context(silent=True)
+    if command is None or command.info_name != "worker":
+        return
     try:
         with open_outputs(settings):
             pass
@@ -89,12 +94,14 @@ async def play(records):
     # restarts the agent.
     with open_outputs(settings) as outputs:
         player = Player(outputs, playback=settings.playback, playout_delay=settings.playout_delay,
-                        max_lateness=settings.max_lateness)
+                        max_lateness=settings.max_lateness, played_seqs=played_seqs)
         active_players.append(player)
         try:
-            async for event in records.events():
+            # The player acknowledges each record once it has been played, so the offset committed
+            # never passes a note not yet played, however long the playout buffer holds it.
+            async for event in records.noack().events():
                 song_partitions.saw(event.key, event.message.tp)
-                player.handle(event.value)
+                player.handle(event.value, done=event.ack)
                 if len(song_partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
                     song_partitions.keep_only(playing_songs(player))
         finally:
