@@ -25,8 +25,7 @@ FINISHED_SONGS_KEPT = 1000
 INVALID_LOG_INTERVAL = 5.0
 # How often resume points are saved at most (a changelog record per song each time): notes further
 # apart are saved one by one, so a worker killed without warning repeats at most the note (or chord)
-# it was playing; a burst (a record every ~0.7 ms) writes one per 5 ms instead of one per record, which
-# cost a fifth of its throughput.
+# it was playing; a burst (a record every ~0.7 ms) writes one per 5 ms instead of one per record.
 RESUME_SAVE_INTERVAL = 0.005
 
 
