@@ -79,9 +79,9 @@ async def release_moved_songs(sender, assigned: set[TP], **kwargs) -> None:
     """
     moved = song_partitions.songs_not_in(assigned)
     for player in active_players:
-        released = [song for song in moved if song in player.outputs.sounding]
+        released = [song for song in moved if song in player.outputs.sounding or song in player.queues]
         for song in released:
-            player.outputs.release(song)
+            player.abandon(song)
         if released:
             logger.info("released %d song(s) whose partition moved to another worker: %s",
                         len(released), ", ".join(released))

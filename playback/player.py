@@ -223,20 +223,34 @@ class Player:
 
     async def _play_buffered(self, song: str, queue: SongQueue) -> None:
         stats = self.songs[song]
-        while True:
-            while not queue.pending:
-                queue.arrived.clear()
-                await queue.arrived.wait()
-            slot, event, record = queue.pending.popleft()
-            if event.end:
-                self.finish(song)
-            else:
-                await wait_until(slot)
-                self.play(event, stats)
-            record.handled(event)
-            record.finished_one()
-            if event.end:
-                return
+        try:
+            while True:
+                while not queue.pending:
+                    queue.arrived.clear()
+                    await queue.arrived.wait()
+                slot, event, record = queue.pending.popleft()
+                if event.end:
+                    self.finish(song)
+                else:
+                    await wait_until(slot)
+                    self.play(event, stats)
+                record.handled(event)
+                record.finished_one()
+                if event.end:
+                    return
+        except Exception as exc:
+            # This task is the song's own: nothing would see the error, and its notes would hang.
+            logger.error("stopped playing %s: %s", song, exc)
+            self.abandon(song)
+
+    def abandon(self, song: str) -> None:
+        """Stop a song without finishing it (its partition moved, or its output failed): cancel what
+        is queued for it and release its notes."""
+        queue = self.queues.pop(song, None)
+        if queue is not None and queue.task is not None and queue.task is not asyncio.current_task():
+            queue.task.cancel()
+        self.songs.pop(song, None)
+        self.outputs.release(song)
 
     def finish(self, song: str) -> dict:
         """Release what the song left sounding and log its summary."""

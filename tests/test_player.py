@@ -174,6 +174,46 @@ async def test_stop_cancels_what_is_waiting_for_its_slot(outputs, recording):
     assert player.queues == {}
 
 
+async def test_abandoned_song_plays_nothing_more_and_is_released(outputs, recording):
+    player = Player(outputs, playback="buffered", playout_delay=0.05)
+    player.handle(song_record("moved", 0, [note(0, 0.0), note(1, 0.3)]))
+    await asyncio.sleep(0.1)
+    player.abandon("moved")
+    await asyncio.sleep(0.4)
+
+    assert played(recording)[0] == note(0)[1]
+    assert note(1)[1] not in played(recording), "a queued event played after the song was abandoned"
+    assert [0x80, 60, 64] in played(recording) or [0x80, 60, 0] in played(recording), "the held note was not released"
+    assert "moved" not in player.queues
+    await player.stop()
+
+
+class FailingOutput:
+    """An output that refuses one note, as a port that went away would."""
+
+    def __init__(self, refused_note: int) -> None:
+        self.refused_note = refused_note
+        self.received: list[list[int]] = []
+
+    def send(self, message) -> None:
+        if message.type == "note_on" and message.note == self.refused_note:
+            raise OSError("port went away")
+        self.received.append(message.bytes())
+
+
+async def test_a_failing_output_in_buffered_mode_stops_the_song_and_releases_its_notes(caplog):
+    output = FailingOutput(refused_note=61)
+    player = Player(OutputSet([output]), playback="buffered", playout_delay=0.02)
+    player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05), note(2, 0.1)]))
+    await asyncio.sleep(0.3)
+
+    assert output.received[0] == note(0)[1]
+    assert note(2)[1] not in output.received
+    assert any(data[0] == 0x80 and data[1] == 60 for data in output.received), "note 60 was left sounding"
+    assert any("stopped playing a: port went away" in record.getMessage() for record in caplog.records)
+    await player.stop()
+
+
 # Per-song statistics
 
 
