@@ -16,23 +16,13 @@ import os
 import tempfile
 from pathlib import Path
 
-import mido
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from common import bootstrap, percentiles, ratio_line, raw_paced_latency, timing_errors_ms, write_dense_song
 
 from embedded_broker import embedded_broker
 from models.midi_event import decode_record
 from processes import WorkerProcess, run_producer
-
-def channel_messages(path: Path) -> list[tuple[float, list[int]]]:
-    """The file's channel messages with their times, as mido plays it: what the port must receive."""
-    score, now = [], 0.0
-    for message in mido.MidiFile(path):
-        now += message.time
-        if not message.is_meta and message.type != "sysex":
-            score.append((now, message.bytes()))
-    return score
-
+from tests.song_files import mido_score
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"}, "buffered 0.2 s": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
 
@@ -87,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="midi-bench-"))
     if args.song:
-        song, score = args.song, channel_messages(args.song)
+        song, score = args.song, mido_score(args.song)
         print(f"song: {song.name}, {len(score)} events over {score[-1][0]:.1f} s")
     else:
         song = folder / "dense.mid"

@@ -47,3 +47,14 @@ def every_kind_timeline(seconds: float = 4.0, spacing: float = 0.05) -> list[tup
         note = 48 + (note + 5) % 36
     timeline.append((at, [0xB0, 64, 0]))
     return timeline
+
+
+def mido_score(path: Path) -> list[tuple[float, list[int]]]:
+    """A file's channel messages with their times as mido's own merged playback yields them: the
+    reference, independent of the app's reader, for what a port must receive."""
+    score, now = [], 0.0
+    for message in mido.MidiFile(path):
+        now += message.time
+        if not message.is_meta and message.type != "sysex":
+            score.append((now, message.bytes()))
+    return score

@@ -4,11 +4,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import mido
 
 from processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
-from tests.song_files import every_kind_timeline, write_song
+from tests.song_files import every_kind_timeline, mido_score, write_song
 
 REAL_WORLD_SONG = Path("/usr/share/games/openttd/baseset/openmsx/5432gone_redfarn.mid")
 RELEASE_CONTROLS = {64, 120, 123}
@@ -55,12 +54,7 @@ def test_every_kind_of_message_arrives_complete_in_order_and_on_time(tmp_path, w
 
 def test_real_world_song_arrives_complete_in_order_and_on_time(worker_env, recording):
     assert REAL_WORLD_SONG.exists(), "needs Debian's openttd-openmsx, which make test installs"
-    midi = mido.MidiFile(REAL_WORLD_SONG)
-    expected, now = [], 0.0
-    for message in midi:
-        now += message.time
-        if not message.is_meta and message.type != "sysex":
-            expected.append((now, message.bytes()))
+    expected = mido_score(REAL_WORLD_SONG)
     speed = 0.25  # four times faster than written, so the test takes 15 s and the events come denser
 
     summary, played = play_through_worker(worker_env, recording, REAL_WORLD_SONG, "-s", str(speed))

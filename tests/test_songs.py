@@ -8,11 +8,10 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-import mido
 import pytest
 
 from producer.songs import Song, SongError, find_midi_files, read_song
-from tests.song_files import every_kind_timeline, write_song
+from tests.song_files import every_kind_timeline, mido_score, write_song
 
 REAL_WORLD_FOLDER = Path("/usr/share/games/openttd/baseset/openmsx")
 DEMO_FOLDER = Path(__file__).resolve().parent.parent / "songs"
@@ -48,16 +47,6 @@ def rejection(path: Path, **limits) -> str:
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and "\n" not in message, message
     return message
-
-
-def mido_score(path: Path) -> list[tuple[float, list[int]]]:
-    """What mido's own merged playback yields: the reference read_song must match."""
-    score, now = [], 0.0
-    for message in mido.MidiFile(path):
-        now += message.time
-        if not message.is_meta and message.type != "sysex":
-            score.append((now, message.bytes()))
-    return score
 
 
 @pytest.mark.parametrize("path", [*sorted(DEMO_FOLDER.glob("*.mid")), *sorted(REAL_WORLD_FOLDER.glob("*.mid"))[:4]],
