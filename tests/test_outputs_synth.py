@@ -1,11 +1,14 @@
 """The built-in synth: SoundFonts found or a clear line on what to install; every kind of message sounds."""
 from __future__ import annotations
 
+import subprocess
+
 import mido
 import numpy
 import pytest
 
 from outputs.synth import SynthOutput, SynthUnavailable, find_soundfont, new_synth, play
+from tests.jack_server import jack_env  # noqa: F401  (fixture)
 from tests.song_files import every_kind_timeline
 
 
@@ -64,3 +67,12 @@ def test_no_audio_device_is_one_clear_line_without_the_libraries_noise(capfd):
     assert "\n" not in message and "MIDI_OUTPUT=wav:PATH" in message
     assert "ALSA lib" not in capfd.readouterr().err
 
+
+def test_the_synth_plays_through_an_audio_server(jack_env):  # noqa: F811
+    """Where an audio device exists (here a JACK server, as on a Linux desktop) the synth opens it."""
+    with SynthOutput(None, driver="jack") as synth:
+        ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, check=True).stdout
+        synth.send(mido.Message("note_on", note=69, velocity=100))
+        assert synth.synth.get_active_voice_count() > 0
+        synth.send(mido.Message("note_off", note=69))
+    assert "fluidsynth" in ports, ports
