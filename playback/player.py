@@ -228,14 +228,12 @@ class Player:
                 while not queue.pending:
                     queue.arrived.clear()
                     await queue.arrived.wait()
-                # Left queued until played, so abandon() lets its record go too.
-                slot, event, record = queue.pending[0]
+                slot, event, record = queue.pending.popleft()
                 if event.end:
                     self.finish(song)
                 else:
                     await wait_until(slot)
                     self.play(event, stats)
-                queue.pending.popleft()
                 record.handled(event)
                 record.finished_one()
                 if event.end:
@@ -249,14 +247,8 @@ class Player:
         """Stop a song without finishing it (its partition moved, or its output failed): cancel what
         is queued for it and release its notes."""
         queue = self.queues.pop(song, None)
-        if queue is not None:
-            if queue.task is not None and queue.task is not asyncio.current_task():
-                queue.task.cancel()
-            # Their records are let go unplayed: held back, they would stall the offset commits of
-            # the partition for good.
-            for _, _, record in queue.pending:
-                record.finished_one()
-            queue.pending.clear()
+        if queue is not None and queue.task is not None and queue.task is not asyncio.current_task():
+            queue.task.cancel()
         self.songs.pop(song, None)
         self.outputs.release(song)
 
