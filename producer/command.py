@@ -5,17 +5,15 @@ import asyncio
 import logging
 import math
 import sys
-import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.cli import AppCommand, argument, option
 
 import midi_app
+from broker_log import BrokerLogFilter, broker_log_filtered
 from midi_app import app, settings
 from models.midi_event import encode_events
 from producer.publish import (DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, describe, ensure_topic, kafka_producer,
@@ -27,8 +25,6 @@ from producer.songs import SongError, find_midi_files, read_song
 MAX_REQUEST_BYTES = 1024 * 1024
 # Longest JSON a float can take, so the size check holds for any score time or clock reading.
 WIDEST_FLOAT = -2.2250738585072014e-308
-# While the producer retries a broker, one of aiokafka's complaints is shown per this many seconds.
-RETRY_NOTICE_INTERVAL = 2.0
 
 
 def say(line: str) -> None:
@@ -52,61 +48,6 @@ class StandaloneCommand(AppCommand):
             say("interrupted")
             code = 130
         raise SystemExit(code)
-
-
-class BrokerLogFilter(logging.Filter):
-    """Keeps aiokafka's log to what a user of produce-midi needs.
-
-    aiokafka logs every failed attempt, several a second while a broker refuses connections. Until
-    the producer is up none of it passes: a broker that cannot be reached ends the command with one
-    line of its own, giving the reason kept in ``last_failure``. Once publishing, the first complaint
-    of each RETRY_NOTICE_INTERVAL passes, marked as a retry, so a user sees it without a flood.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self.timeout = timeout
-        self.publishing = False
-        self.last_failure: BaseException | None = None
-        self._shown_at = -math.inf
-        self._held_back = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("aiokafka"):
-            return True
-        if not self.publishing:
-            # aiokafka passes the error it gave up on as the last argument of its message.
-            if isinstance(record.args, tuple) and record.args and isinstance(record.args[-1], BaseException):
-                self.last_failure = record.args[-1]
-            return False
-        now = time.monotonic()
-        if now - self._shown_at < RETRY_NOTICE_INTERVAL:
-            self._held_back += 1
-            return False
-        held_back = f" ({self._held_back} more since the last notice)" if self._held_back else ""
-        record.msg = f"retrying for up to {self.timeout:g} s: {record.getMessage()}{held_back}"
-        record.args = ()
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-        self._shown_at, self._held_back = now, 0
-        return True
-
-    def unreachable_reason(self) -> str:
-        if self.last_failure is None or isinstance(self.last_failure, asyncio.TimeoutError):
-            return f"no answer within {self.timeout:g} s"
-        return describe(self.last_failure)
-
-
-@contextmanager
-def broker_log_filtered(timeout: float) -> Iterator[BrokerLogFilter]:
-    broker_log = BrokerLogFilter(timeout)
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(broker_log)
-    try:
-        yield broker_log
-    finally:
-        for handler in handlers:
-            handler.removeFilter(broker_log)
 
 
 async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed_ratio: float, record_size: int,
