@@ -1,22 +1,40 @@
 """What a user sees of aiokafka's log while the broker cannot be reached: a few clear lines, not a flood.
 
-aiokafka logs every failed attempt, at ERROR, several times a second for as long as a broker is
-down. ``BrokerLogFilter``, installed on the log handlers by ``broker_log_filtered``, keeps that to
-what a user of produce-midi needs.
+aiokafka logs every failed attempt, at ERROR and sometimes with a traceback, several times a second
+for as long as a broker is down (measured: ~140 lines a second from a worker whose broker died). Two
+filters, installed on the log handlers, keep that to what each command's user needs:
+
+* ``BrokerLogFilter`` for produce-midi, which gives up after its timeout and says so in a line of
+  its own (see ``broker_log_filtered``);
+* ``BrokerOutageLog`` for the worker, which never gives up: one line when the broker becomes
+  unreachable, naming it, a reminder now and then, and one line when it is reachable again.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
+
+from aiokafka.errors import KafkaError
 
 from producer.publish import describe
 
 # While the producer retries a broker, one of aiokafka's complaints is shown per this many seconds.
 RETRY_NOTICE_INTERVAL = 2.0
+# While the worker cannot reach its broker, it reminds the user at most this often (seconds).
+OUTAGE_REMINDER_INTERVAL = 5.0
+
+logger = logging.getLogger(__name__)
+# aiokafka's complaints about a broker it cannot reach that carry no error to recognise them by.
+UNREACHABLE_MESSAGES = (
+    "Unable to update metadata from",
+    "Marking the coordinator dead",
+    "Heartbeat session expired",
+)
 
 
 class BrokerLogFilter(logging.Filter):
@@ -72,3 +90,99 @@ def broker_log_filtered(timeout: float) -> Iterator[BrokerLogFilter]:
     finally:
         for handler in handlers:
             handler.removeFilter(broker_log)
+
+
+def failure_of(record: logging.LogRecord) -> BaseException | None:
+    """The error an aiokafka record reports: the last argument of its message, or the exception it logs."""
+    if isinstance(record.args, tuple) and record.args and isinstance(record.args[-1], BaseException):
+        return record.args[-1]
+    if record.exc_info and isinstance(record.exc_info[1], BaseException):
+        return record.exc_info[1]
+    return None
+
+
+def means_unreachable(record: logging.LogRecord, failure: BaseException | None) -> bool:
+    """Whether an aiokafka record says the broker could not be reached (rather than, say, refused a request)."""
+    if failure is not None:
+        # Connection errors and timeouts; KafkaError marks the ones a retry may cure, such as a node not ready.
+        return isinstance(failure, (OSError, asyncio.TimeoutError)) or (
+            isinstance(failure, KafkaError) and failure.retriable)
+    return isinstance(record.msg, str) and record.msg.startswith(UNREACHABLE_MESSAGES)
+
+
+class BrokerOutageLog(logging.Filter):
+    """Turns aiokafka's complaints about an unreachable broker into a few lines a worker's user can read.
+
+    The first complaint becomes "cannot reach the Kafka broker at ADDRESS, retrying: REASON"; after
+    that one reminder passes per ``reminder_interval``, counting the attempts held back, and none of
+    them carries a traceback. ``reachable()``, called when a request succeeds again, ends the outage
+    with one line. Everything else passes unchanged.
+
+    Installed on every handler of the root logger; aiokafka logs from the worker's main thread and
+    from its consumer thread, hence the lock.
+    """
+
+    def __init__(self, address: str, reminder_interval: float = OUTAGE_REMINDER_INTERVAL) -> None:
+        super().__init__()
+        self.address = address
+        self.reminder_interval = reminder_interval
+        self.unreachable_since: float | None = None
+        self._shown_at = -math.inf
+        self._held_back = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.name == "aiokafka" or record.name.startswith("aiokafka.")):
+            return True
+        # A record reaches every handler the filter is on: decide once, count once.
+        verdict = getattr(record, "broker_outage_verdict", None)
+        if verdict is None:
+            verdict = self._judge(record)
+            record.broker_outage_verdict = verdict
+        return verdict
+
+    def _judge(self, record: logging.LogRecord) -> bool:
+        failure = failure_of(record)
+        if record.levelno < logging.WARNING or not means_unreachable(record, failure):
+            return True
+        line = self.notice(describe(failure) if failure is not None else record.getMessage())
+        if line is None:
+            return False
+        record.msg, record.args = line, ()
+        # The traceback says nothing a user can act on; the reason is in the line.
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+    def notice(self, reason: str) -> str | None:
+        """An attempt to reach the broker failed for ``reason``: the line to show, or None to hold it back."""
+        with self._lock:
+            now = time.monotonic()
+            if self.unreachable_since is None:
+                self.unreachable_since = now
+                line = f"cannot reach the Kafka broker at {self.address}, retrying: {reason}"
+            elif now - self._shown_at >= self.reminder_interval:
+                line = (f"still cannot reach the Kafka broker at {self.address} after "
+                        f"{now - self.unreachable_since:.0f} s, retrying ({self._held_back} more failed "
+                        f"attempts since the last notice): {reason}")
+            else:
+                self._held_back += 1
+                return None
+            self._shown_at, self._held_back = now, 0
+            return line
+
+    def reachable(self) -> None:
+        """The broker answered: end the outage, if there was one, with a line saying so."""
+        if self.unreachable_since is None:  # the usual case, once per request: no lock needed to see it
+            return
+        with self._lock:
+            if self.unreachable_since is None:
+                return
+            lasted = time.monotonic() - self.unreachable_since
+            self.unreachable_since, self._shown_at, self._held_back = None, -math.inf, 0
+        logger.warning("the Kafka broker at %s is reachable again, after %.0f s", self.address, lasted)
+
+    def install(self, handlers: list[logging.Handler]) -> None:
+        for handler in handlers:
+            if self not in handler.filters:
+                handler.addFilter(self)

@@ -5,8 +5,10 @@ Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no way to
 holds a fetch that long when it has nothing new, and some (Tansu) only answer when the wait ends, so
 every note would arrive up to 1.5 s late. These subclasses change that one value for this app only.
 
-A worker whose broker is not up yet crashed at start with a 40-line traceback; it now says, once per
-attempt, that it cannot reach the broker, and keeps trying.
+A worker whose broker is not up yet crashed at start with a 40-line traceback; it now keeps trying.
+Whenever the broker cannot be reached, at start or later, the worker says so through the app's
+``broker_outage_log`` (see broker_log.py), which MidiWorker installs on Faust's own log handlers and
+the Kafka clients tell when the broker answers again.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ import aiokafka
 import faust
 from aiokafka.errors import KafkaConnectionError
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from broker_log import BrokerOutageLog
+from producer.publish import describe
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,7 @@ class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when it builds its fetcher in start(), which has not happened yet.
         consumer._fetch_max_wait_ms = self.app.fetch_wait_ms
+        tell_when_reachable(consumer._client, self.app.broker_outage_log)
         return consumer
 
 
@@ -36,6 +42,11 @@ class LowWaitConsumer(faust_aiokafka.Consumer):
 
 
 class PatientProducer(faust_aiokafka.Producer):
+    def _new_producer(self) -> aiokafka.AIOKafkaProducer:
+        producer = super()._new_producer()
+        tell_when_reachable(producer.client, self.app.broker_outage_log)
+        return producer
+
     async def on_start(self) -> None:
         while True:
             try:
@@ -43,8 +54,9 @@ class PatientProducer(faust_aiokafka.Producer):
                 return
             except KafkaConnectionError as exc:
                 await self._producer.stop()
-                logger.warning("cannot reach the Kafka broker at %s (%s); retrying in %.0f s",
-                               self.app.conf.broker_producer[0], exc, BROKER_RETRY_SECONDS)
+                line = self.app.broker_outage_log.notice(f"{describe(exc)}; next attempt in {BROKER_RETRY_SECONDS:g} s")
+                if line is not None:
+                    logger.warning(line)
                 await self.sleep(BROKER_RETRY_SECONDS)
 
 
@@ -53,12 +65,37 @@ class LowWaitTransport(faust_aiokafka.Transport):
     Producer = PatientProducer
 
 
+def tell_when_reachable(client: aiokafka.AIOKafkaClient, outage_log: BrokerOutageLog) -> None:
+    """Make every answer the broker sends ``client`` end an outage ``outage_log`` is reporting.
+
+    Every request of the consumer's fetcher and group coordinator and of the producer's sender goes
+    through ``client.send``, which aiokafka offers no hook on; a connection succeeding proves less, as
+    a half-dead broker or a proxy in front of it may accept connections and never answer.
+    """
+    send = client.send
+
+    async def send_and_tell(*args, **kwargs):
+        response = await send(*args, **kwargs)
+        outage_log.reachable()
+        return response
+    client.send = send_and_tell
+
+
+class MidiWorker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust replaces the root logger's handlers when the worker starts; these are the ones it uses.
+        super().on_setup_root_logger(logger, level)
+        self.app.broker_outage_log.install(logger.handlers)
+
+
 class MidiFaustApp(faust.App):
-    """A Faust app whose consumer waits at most ``fetch_wait_ms`` for new records."""
+    """A Faust app whose consumer waits at most ``fetch_wait_ms`` for new records, and whose worker
+    reports an unreachable broker in a few lines."""
 
     def __init__(self, *args, fetch_wait_ms: int, **kwargs) -> None:
         self.fetch_wait_ms = fetch_wait_ms
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, Worker=MidiWorker, **kwargs)
+        self.broker_outage_log = BrokerOutageLog(",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer))
 
     def _new_transport(self) -> LowWaitTransport:
         return LowWaitTransport(self.conf.broker_consumer, self)
