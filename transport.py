@@ -12,12 +12,15 @@ the Kafka clients tell when the broker answers again.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Mapping
 
 import aiokafka
 import faust
 from aiokafka.errors import KafkaConnectionError
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from broker_log import BrokerOutageLog
 from producer.publish import describe
@@ -34,6 +37,30 @@ class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = self.app.fetch_wait_ms
         tell_when_reachable(consumer._client, self.app.broker_outage_log)
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        try:
+            await super().on_thread_stop()
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
+            # aiokafka's Fetcher.close() cancels its pending fetch requests and awaits them without
+            # catching their CancelledError; while the broker cannot be reached one is always pending.
+            # Escaping here, it killed this thread with a traceback ("Exception in thread Thread-1")
+            # before the thread told the worker it had stopped, so the worker waited for it forever.
+            # What the consumer's stop had left to do is close its connections.
+            await self._consumer._client.close()
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        # aiokafka waits for the group coordinator for as long as the broker is away, so a worker told
+        # to stop during an outage never got past its last commit. A commit still waiting after a
+        # session timeout could not succeed anyway: the broker has dropped this worker from the group.
+        if self.app.broker_outage_log.unreachable_since is not None:
+            return False
+        try:
+            return await asyncio.wait_for(super()._commit(offsets), self.app.conf.broker_session_timeout)
+        except asyncio.TimeoutError:
+            return False
 
 
 class LowWaitConsumer(faust_aiokafka.Consumer):
@@ -58,6 +85,20 @@ class PatientProducer(faust_aiokafka.Producer):
                 if line is not None:
                     logger.warning(line)
                 await self.sleep(BROKER_RETRY_SECONDS)
+
+    async def flush(self) -> None:
+        # aiokafka retries a write for producer_request_timeout (20 minutes by default), and a worker
+        # stopping flushes first: with the broker unreachable, what is not written yet cannot be.
+        if self.app.broker_outage_log.unreachable_since is None:
+            await super().flush()
+
+    async def on_stop(self) -> None:
+        outage_log = self.app.broker_outage_log
+        if self._producer is not None and outage_log.unreachable_since is not None:
+            # Fail the writes still pending, or aiokafka's stop waits for them as flush would.
+            self._producer._message_accumulator.fail_all(
+                KafkaConnectionError(f"stopped while the Kafka broker at {outage_log.address} could not be reached"))
+        await super().on_stop()
 
 
 class LowWaitTransport(faust_aiokafka.Transport):
