@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 
 from producer.publish import describe
 
@@ -29,6 +29,10 @@ RETRY_NOTICE_INTERVAL = 2.0
 OUTAGE_REMINDER_INTERVAL = 5.0
 
 logger = logging.getLogger(__name__)
+# What aiokafka reports when the broker does not answer (a node "not ready" is one it cannot connect to);
+# its other errors, even those it retries (an unknown topic), come from a broker that answered.
+UNREACHABLE_ERRORS = (OSError, asyncio.TimeoutError, KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError,
+                      RequestTimedOutError)
 # aiokafka's complaints about a broker it cannot reach that carry no error to recognise them by.
 UNREACHABLE_MESSAGES = (
     "Unable to update metadata from",
@@ -104,9 +108,7 @@ def failure_of(record: logging.LogRecord) -> BaseException | None:
 def means_unreachable(record: logging.LogRecord, failure: BaseException | None) -> bool:
     """Whether an aiokafka record says the broker could not be reached (rather than, say, refused a request)."""
     if failure is not None:
-        # Connection errors and timeouts; KafkaError marks the ones a retry may cure, such as a node not ready.
-        return isinstance(failure, (OSError, asyncio.TimeoutError)) or (
-            isinstance(failure, KafkaError) and failure.retriable)
+        return isinstance(failure, UNREACHABLE_ERRORS)
     return isinstance(record.msg, str) and record.msg.startswith(UNREACHABLE_MESSAGES)
 
 

@@ -162,3 +162,64 @@ def test_a_worker_started_before_its_broker_says_so_and_plays_once_it_is_up(song
     assert [entry["bytes"] for entry in read_recording(recording)[:len(score)]] == [data for _, data in score]
     assert not any("Traceback" in text for text in worker.lines)
     assert summary["lost"] == 0
+
+
+OUTAGE = 6.0
+COMPLAINTS_BOUND = 6  # the first line, a reminder or two, the line saying it is back, a Faust warning
+
+
+def complaints(lines: list[str]) -> list[str]:
+    return [line for line in lines if "[WARNING]" in line or "[ERROR]" in line]
+
+
+def assert_no_traceback(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    assert "Traceback" not in text and "Exception in thread" not in text, text[-3000:]
+
+
+def test_a_worker_that_loses_its_broker_says_so_in_a_few_lines_and_plays_on(proxied_broker, song, worker_env,
+                                                                           recording):
+    url, proxy = proxied_broker
+    env = {**worker_env, "BROKER_URL": url}
+    address = url.removeprefix("kafka://")
+    path, score = song
+    with WorkerProcess(env) as worker:
+        lines_before_cut: list[int] = []
+
+        def cut() -> None:
+            lines_before_cut.append(len(worker.lines))
+            proxy.cut(refuse_for=OUTAGE)
+        assert run_producer([str(path)], env, timeout=120, echo=when_line("events sent", cut)).returncode == 0
+        [summary] = worker.wait_for_summaries(1, timeout=60)
+        assert worker.stop() == 0
+    during_and_after = worker.lines[lines_before_cut[0]:]
+
+    assert_no_traceback(worker.lines)
+    said = complaints(during_and_after)
+    assert len(said) <= COMPLAINTS_BOUND, said
+    assert said[0].endswith(f"cannot reach the Kafka broker at {address}, retrying: "
+                            f"KafkaConnectionError: Connection at {address} closed ")
+    assert any(f"the Kafka broker at {address} is reachable again" in line for line in said), said
+    assert [entry["bytes"] for entry in read_recording(recording)[:len(score)]] == [data for _, data in score]
+    assert (summary["events"], summary["lost"], summary["duplicates"], summary["reordered"]) == (len(score), 0, 0, 0)
+
+
+def test_a_worker_whose_broker_died_keeps_saying_so_one_line_at_a_time_and_stops_on_sigterm(worker_env, tmp_path):
+    with embedded_broker(log_path=str(tmp_path / "dying-broker.log")) as url:
+        worker = WorkerProcess({**worker_env, "BROKER_URL": url}).__enter__()
+    address = url.removeprefix("kafka://")
+    try:
+        # Tansu keeps its data in memory: a broker killed cannot come back with it, so the worker
+        # can only go on trying until it is told to stop.
+        assert worker.wait_for(lambda line: "cannot reach the Kafka broker at" in line, timeout=20) is not None
+        dead_since = len(worker.lines)
+        time.sleep(OUTAGE)
+        said = complaints(worker.lines[dead_since:])
+        assert worker.process.poll() is None, "the worker must keep trying, not exit"
+    finally:
+        stopped = time.monotonic()
+        code = worker.stop()
+    assert code == 0, "\n".join(worker.lines[-30:])
+    assert time.monotonic() - stopped < 15
+    assert_no_traceback(worker.lines)
+    assert 1 <= len(said) <= 3 and all(f"still cannot reach the Kafka broker at {address}" in line for line in said), said
