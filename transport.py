@@ -136,7 +136,8 @@ class MidiFaustApp(faust.App):
     def __init__(self, *args, fetch_wait_ms: int, **kwargs) -> None:
         self.fetch_wait_ms = fetch_wait_ms
         super().__init__(*args, Worker=MidiWorker, **kwargs)
-        self.broker_outage_log = BrokerOutageLog(",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer))
+        brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
+        self.broker_outage_log = BrokerOutageLog(brokers)
 
     def _new_transport(self) -> LowWaitTransport:
         return LowWaitTransport(self.conf.broker_consumer, self)

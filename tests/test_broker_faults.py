@@ -222,4 +222,5 @@ def test_a_worker_whose_broker_died_keeps_saying_so_one_line_at_a_time_and_stops
     assert code == 0, "\n".join(worker.lines[-30:])
     assert time.monotonic() - stopped < 15
     assert_no_traceback(worker.lines)
-    assert 1 <= len(said) <= 3 and all(f"still cannot reach the Kafka broker at {address}" in line for line in said), said
+    assert 1 <= len(said) <= 3, said
+    assert all(f"still cannot reach the Kafka broker at {address}" in line for line in said), said
