@@ -6,25 +6,17 @@ wrong becomes one SongError whose message names the file and the reason; nothing
 from __future__ import annotations
 
 import glob
-import io
 import os
 import stat
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-import mido
-from mido.midifiles.meta import KeySignatureError
 from mido.midifiles.midifiles import DEFAULT_TEMPO
 
+from producer.midi_file import MidiFileError, channel_timeline, read_header
+
 MIDI_SUFFIXES = (".mid", ".midi")
-CHANNEL_VOICE_TYPES = frozenset(
-    ("note_off", "note_on", "polytouch", "control_change", "program_change", "aftertouch", "pitchwheel")
-)
-# A delta time is a variable-length number of at most 4 bytes (0x0FFFFFFF), but mido reads any length.
-MAX_DELTA_TICKS = 0x0FFFFFFF
-SUPPORTED_FORMATS = (0, 1)
 
 
 class SongError(Exception):
@@ -79,10 +71,13 @@ def find_midi_files(paths: Iterable[str]) -> tuple[list[Path], list[SongError]]:
 
 def read_song(path: Path, *, max_file_bytes: int, max_song_seconds: float, max_song_events: int) -> Song:
     """Parse and check a whole MIDI file; raises SongError naming the file for anything that is wrong."""
-    midi = parse_midi(path, read_file_bytes(path, max_file_bytes))
-    check_header(path, midi)
-    timeline, tempos = channel_timeline(path, midi, max_song_events)
-    events = tuple(score_events(timeline, tempos, midi.ticks_per_beat))
+    data = read_file_bytes(path, max_file_bytes)
+    try:
+        header = read_header(data)
+        timeline, tempos = channel_timeline(data, header, max_song_events)
+    except MidiFileError as exc:
+        raise SongError(f"{path}: {exc}") from None
+    events = tuple(score_events(timeline, tempos, header.ticks_per_beat))
     if not events:
         raise SongError(f"{path}: has no notes or other channel messages to play")
     duration = events[-1].score_time
@@ -120,72 +115,6 @@ def read_file_bytes(path: Path, max_file_bytes: int) -> bytes:
     if not data:
         raise SongError(f"{path}: file is empty")
     return data
-
-
-def parse_midi(path: Path, data: bytes) -> mido.MidiFile:
-    """mido's parse of ``data``, with each kind of error mido raises on broken files named."""
-    try:
-        return mido.MidiFile(file=io.BytesIO(data))
-    except EOFError:
-        raise SongError(f"{path}: truncated: the file ends inside a chunk or a message") from None
-    except KeySignatureError as exc:
-        raise SongError(f"{path}: broken key signature meta message: {exc}") from None
-    except IndexError:
-        # mido's meta decoders index their data without checking its length (set_tempo with 2 bytes).
-        raise SongError(f"{path}: a meta message is shorter than its type requires") from None
-    except KeyError:
-        # mido looks codes up in tables without a default (an SMPTE offset's frame rate).
-        raise SongError(f"{path}: a meta message holds a code MIDI does not define") from None
-    except ValueError as exc:
-        raise SongError(f"{path}: a message holds values MIDI does not allow: {exc}") from None
-    except OSError as exc:
-        # mido reports malformed structure (no MThd or MTrk, bad status or data byte) as OSError.
-        if "MThd" in str(exc):
-            raise SongError(f"{path}: not a MIDI file: it does not start with an MThd header") from None
-        raise SongError(f"{path}: broken MIDI data: {exc}") from None
-
-
-def check_header(path: Path, midi: mido.MidiFile) -> None:
-    """Refuse what mido loads but cannot time: type 2, SMPTE or zero time division."""
-    if midi.type == 2:
-        raise SongError(f"{path}: MIDI type 2 (independent sequences per track) is not supported")
-    if midi.type not in SUPPORTED_FORMATS:
-        raise SongError(f"{path}: unknown MIDI file format {midi.type} (only 0, 1 and 2 exist)")
-    if midi.ticks_per_beat < 0:
-        raise SongError(f"{path}: SMPTE time division (frames per second) is not supported, only ticks per beat")
-    if midi.ticks_per_beat == 0:
-        raise SongError(f"{path}: time division of 0 ticks per beat")
-
-
-def channel_timeline(path: Path, midi: mido.MidiFile, max_song_events: int) -> tuple[list, list]:
-    """(tick, bytes) of every channel voice message and (tick, tempo) of every tempo change.
-
-    Each list is in mido's merged order (by absolute tick, then track, then position), without
-    mido's merged iteration, which copies every message twice and dominates the reading time.
-    """
-    timeline: list[tuple[int, tuple[int, ...]]] = []
-    tempos: list[tuple[int, int]] = []
-    for track in midi.tracks:
-        tick = 0
-        for message in track:
-            tick += message.time
-            kind = message.type
-            if kind in CHANNEL_VOICE_TYPES:
-                timeline.append((tick, tuple(message.bytes())))
-            elif kind == "set_tempo":
-                if message.tempo == 0:
-                    raise SongError(f"{path}: tempo of 0 microseconds per beat at tick {tick} would play every later note at once")
-                tempos.append((tick, message.tempo))
-        # Cheaper than checking every delta, and enough to keep ticks small enough to become floats.
-        if tick > MAX_DELTA_TICKS * len(track):
-            raise SongError(f"{path}: a delta time is longer than MIDI's 4-byte maximum of {MAX_DELTA_TICKS} ticks")
-        if len(timeline) > max_song_events:
-            raise SongError(
-                f"{path}: more than {max_song_events} channel messages, the limit (MIDI_MAX_SONG_EVENTS)"
-            )
-    timeline.sort(key=itemgetter(0))
-    tempos.sort(key=itemgetter(0))
-    return timeline, tempos
 
 
 def score_events(timeline: list, tempos: list, ticks_per_beat: int) -> Iterable[ScoreEvent]:

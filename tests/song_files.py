@@ -1,6 +1,7 @@
 """MIDI files generated for tests: every kind of channel voice message, chords and fast runs."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import mido
@@ -58,3 +59,14 @@ def mido_score(path: Path) -> list[tuple[float, list[int]]]:
         if not message.is_meta and message.type != "sysex":
             score.append((now, message.bytes()))
     return score
+
+
+def running_status_flood(path: Path, size: int) -> int:
+    """Write a one-track file of at most ``size`` bytes that is nothing but program changes at tick 0, each
+    after the first in 2 bytes (a delta and a data byte, under running status): the most messages
+    a file of that size can hold. Returns how many it holds."""
+    count = (size - 14 - 8 - 3 - 4) // 2 + 1
+    body = b"\x00\xc0\x00" + b"\x00\x01" * (count - 1) + b"\x00\xff\x2f\x00"
+    header = b"MThd" + struct.pack(">Ihhh", 6, 0, 1, TICKS_PER_BEAT)
+    path.write_bytes(header + b"MTrk" + struct.pack(">I", len(body)) + body)
+    return count

@@ -1,8 +1,11 @@
 """read_song and find_midi_files: real files read exactly as mido plays them, every broken file named."""
 from __future__ import annotations
 
+import json
 import os
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from producer.songs import Song, SongError, find_midi_files, read_song
-from tests.song_files import every_kind_timeline, mido_score, write_song
+from tests.song_files import every_kind_timeline, mido_score, running_status_flood, write_song
 
 REAL_WORLD_FOLDER = Path("/usr/share/games/openttd/baseset/openmsx")
 DEMO_FOLDER = Path(__file__).resolve().parent.parent / "songs"
@@ -80,6 +83,29 @@ def test_tempo_changes_apply_across_tracks_and_only_channel_messages_are_kept(tm
     assert song.events == ((0.0, (0x90, 60, 100)), (1.5, (0x80, 60, 0)))
 
 
+ODD_BUT_READABLE_FILES = {
+    "running status after a sysex": smf(track(b"\x00\xf0\x02\x01\xf7", b"\x00\x05\x02\x01\xf7", NOTE)),
+    "running status after a system message": smf(track(b"\x00\xf2\x01\x02", b"\x00\x03\x04", NOTE)),
+    "sysex escape (F7)": smf(track(b"\x00\xf7\x02\x01\x02", NOTE)),
+    "long text and a 2-byte delta": smf(track(b"\x00\xff\x01\x81\x48" + b"x" * 200, b"\x81\x48\x90\x3c\x64")),
+    "unknown meta type with a delta time": smf(track(b"\x83\x60\xff\x60\x01\x00", NOTE)),
+    "MThd longer than 6 bytes": chunk(b"MThd", struct.pack(">hhh", 1, 1, 480) + b"xx") + GOOD_TRACK,
+    "bytes after the last track": smf(GOOD_TRACK) + b"junk",
+    "tempo change in a later track": smf(GOOD_TRACK, track(b"\x81\x70\xff\x51\x03\x0f\x42\x40", NOTE, NOTE)),
+}
+
+
+@pytest.mark.parametrize("name", ODD_BUT_READABLE_FILES)
+def test_odd_but_readable_file_reads_exactly_as_mido_plays_it(tmp_path, name):
+    path = tmp_path / "odd.mid"
+    path.write_bytes(ODD_BUT_READABLE_FILES[name])
+    expected = [(seconds, data) for seconds, data in mido_score(path) if data[0] < 0xF0]  # channel messages
+    song = read(path)
+
+    assert [list(event.message) for event in song.events] == [data for _, data in expected]
+    assert [event.score_time for event in song.events] == pytest.approx([seconds for seconds, _ in expected], abs=1e-9)
+
+
 BROKEN_FILES = {
     "text file": (b"hello, this is not MIDI\n", "not a MIDI file: it does not start with an MThd header"),
     "empty": (b"", "file is empty"),
@@ -123,6 +149,45 @@ def test_limits_on_size_events_and_length(tmp_path):
     assert "more than 5 channel messages" in rejection(path, max_song_events=5)
     assert "longer than the limit of 1 s (MIDI_MAX_SONG_SECONDS)" in rejection(path, max_song_seconds=1.0)
     assert read(path, max_file_bytes=path.stat().st_size, max_song_events=6, max_song_seconds=1.5).duration == 1.5
+
+
+# A child process, so that the peak memory measured is the reading's alone.
+READ_IN_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from producer.songs import SongError, read_song
+started = time.monotonic()
+try:
+    read_song(Path(sys.argv[1]), **json.loads(sys.argv[2]))
+    outcome = "accepted"
+except SongError as exc:
+    outcome = str(exc)
+peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started, "peak_mib": peak_mib}))
+"""
+
+
+def test_file_of_millions_of_messages_is_refused_at_the_event_limit_within_seconds_and_little_memory(tmp_path):
+    # mido took minutes and 2-3 GB to parse such a file before its events could be counted.
+    path = tmp_path / "flood.mid"
+    assert running_status_flood(path, LIMITS["max_file_bytes"]) > 8 * LIMITS["max_song_events"]
+
+    child = subprocess.run([sys.executable, "-c", READ_IN_CHILD, str(path), json.dumps(LIMITS)],
+                           cwd=DEMO_FOLDER.parent, capture_output=True, text=True, timeout=30)
+    result = json.loads(child.stdout)
+
+    assert result["outcome"] == f"{path}: more than 1000000 channel messages, the limit (MIDI_MAX_SONG_EVENTS)"
+    assert result["seconds"] < 10
+    assert result["peak_mib"] < 1000
+
+
+def test_flood_of_meta_messages_is_refused_at_the_event_limit(tmp_path):
+    path = tmp_path / "markers.mid"
+    path.write_bytes(smf(track(NOTE, *[b"\x00\xff\x06\x00"] * 100)))
+
+    assert len(read(path).events) == 2
+    assert "more than 50 meta, sysex and system messages, the limit (MIDI_MAX_SONG_EVENTS)" in rejection(
+        path, max_song_events=50)
 
 
 def test_paths_that_are_not_regular_files_are_rejected_without_blocking(tmp_path):

@@ -1,4 +1,5 @@
-"""Fuzzing read_song with mutated real MIDI files: it returns a playable song or raises SongError, nothing else.
+"""Fuzzing read_song with mutated real MIDI files: it returns a playable song or raises SongError, nothing else,
+and it reads a file as mido does: the same channel messages at the same times, or refused when mido refuses it.
 
 Seeds are the demo songs and Debian's openttd-openmsx files. By default each real file is cut to its
 first messages per track (mido parses ~200k messages/s, so whole files would allow only a few hundred
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from models.midi_event import message_from_bytes
 from producer.songs import SongError, read_song
+from tests.song_files import mido_score
 from tests.test_songs import DEMO_FOLDER, LIMITS, REAL_WORLD_FOLDER
 
 EXAMPLES = int(os.environ.get("MIDI_FUZZ_EXAMPLES", "8000"))
@@ -30,6 +32,9 @@ MESSAGES_KEPT_PER_TRACK = 40
 HEADER_BYTES = 22  # after the MThd tag: header length, format, track count, division, first track's header
 # Values that sit on the edges of MIDI's encodings: longest delta, running status, meta, sysex, tempo 0.
 INTERESTING = (b"\xff\xff\xff\x7f", b"\x00", b"\x80", b"\xff", b"\xf0", b"\xf7", b"\xff\x51\x03\x00\x00\x00", b"\x7f\xff")
+# Reasons for which mido itself cannot read the file; the others are the app's own checks and limits.
+PARSE_ERRORS = ("not a MIDI file", "truncated", "broken MIDI data", "broken key signature", "a meta message",
+                "values MIDI does not allow")
 
 
 def trimmed(path: Path) -> bytes:
@@ -95,6 +100,8 @@ def test_mutated_file_gives_a_playable_song_or_a_one_line_song_error(case_path, 
         message = str(exc)
         assert message.startswith(f"{case_path}: ") and "\n" not in message, message
         event("rejected: " + re.sub(r"-?[0-9][0-9.]*", "N", message.split(": ", 1)[1])[:48])
+        if any(reason in message for reason in PARSE_ERRORS):
+            assert not mido_reads(case_path), message
         return
     event("read")
     times = [score_event.score_time for score_event in song.events]
@@ -103,3 +110,14 @@ def test_mutated_file_gives_a_playable_song_or_a_one_line_song_error(case_path, 
     assert song.duration <= LIMITS["max_song_seconds"]
     for score_event in song.events:
         message_from_bytes(list(score_event.message))  # what the worker will accept from the topic
+    expected = [(seconds, data) for seconds, data in mido_score(case_path) if data[0] < 0xF0]  # channel messages
+    assert [list(score_event.message) for score_event in song.events] == [data for _, data in expected]
+    assert times == pytest.approx([seconds for seconds, _ in expected], abs=1e-9)
+
+
+def mido_reads(path: Path) -> bool:
+    try:
+        mido.MidiFile(path)
+    except Exception:  # whatever mido raises on a broken file
+        return False
+    return True
