@@ -95,6 +95,8 @@ class Settings:
     # None keeps every event however late it arrives.
     max_lateness: float | None = None
     # Limits on what produce-midi accepts, so a broken file cannot publish hours of silence.
+    # max_song_events counts channel messages and, apart, meta, sysex and system messages;
+    # reading stops at it, so any file within max_file_bytes is refused in seconds.
     max_file_bytes: int = 16 * 1024 * 1024
     max_song_seconds: float = 4 * 3600.0
     max_song_events: int = 1_000_000
