@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import aiokafka
+from aiokafka import TopicPartition
 import faust
 from aiokafka.errors import KafkaConnectionError
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -63,9 +64,44 @@ class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             return False
 
 
+    def fetch_only_from(self, paused: set[TP], resumed: set[TP]) -> None:
+        """Pause and resume fetching in aiokafka itself; runs on this thread's loop, which owns the
+        consumer's partition states."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        # A partition the group has taken away since the caller looked cannot be paused or resumed.
+        assigned = consumer.assignment()
+        consumer.pause(*(TopicPartition(tp.topic, tp.partition) for tp in paused if tp in assigned))
+        consumer.resume(*(TopicPartition(tp.topic, tp.partition) for tp in resumed if tp in assigned))
+
+
 class LowWaitConsumer(faust_aiokafka.Consumer):
+    """Faust pauses a partition only by not handing its records on, so aiokafka fetches it still.
+
+    The changelog partition of the played_seqs table is paused once recovered, yet this worker
+    writes to it from the first note on: aiokafka fetched those writes back and, as nobody consumed
+    them, held every fetch for its prefetch backoff (100 ms), so the notes sent meanwhile arrived up
+    to 100 ms late. Pausing in aiokafka as well, a paused partition is not fetched at all.
+    """
+
     def _new_consumer_thread(self) -> LowWaitConsumerThread:
         return LowWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        tps = set(tps)
+        super().pause_partitions(tps)
+        self._fetch_only_from(tps, set())
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        tps = set(tps)
+        super().resume_partitions(tps)
+        self._fetch_only_from(set(), tps)
+
+    def _fetch_only_from(self, paused: set[TP], resumed: set[TP]) -> None:
+        # Faust also pauses while the worker shuts down, when the consumer thread's loop may be gone.
+        if not self._thread.thread_loop.is_closed():
+            self._thread.thread_loop.call_soon_threadsafe(self._thread.fetch_only_from, paused, resumed)
 
 
 class PatientProducer(faust_aiokafka.Producer):
