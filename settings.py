@@ -94,6 +94,13 @@ class Settings:
     playout_delay: float = 0.2
     # None keeps every event however late it arrives.
     max_lateness: float | None = None
+    # A record (a Kafka value) longer than this is skipped unparsed as invalid; produce-midi's own
+    # requests are at most this size.
+    max_record_bytes: int = 1024 * 1024
+    # A song with no event for this long (seconds) ends as if its end event had come: its notes are
+    # released and its summary logged. Several times the producer's retry budget (producer_timeout),
+    # and longer than the rests of nearly any score. 0 never ends a song that way.
+    song_idle_timeout: float = 30.0
     # Limits on what produce-midi accepts, so a broken file cannot publish hours of silence.
     # max_song_events counts channel messages and, apart, meta, sysex and system messages;
     # reading stops at it, so any file within max_file_bytes is refused in seconds.
@@ -124,6 +131,8 @@ class Settings:
             playback=_playback(env),
             playout_delay=_number(env, "MIDI_PLAYOUT_DELAY", cls.playout_delay, float, 0),
             max_lateness=_number(env, "MIDI_MAX_LATENESS", None, float, 0),
+            max_record_bytes=int(_number(env, "MIDI_MAX_RECORD_BYTES", cls.max_record_bytes, int, 1)),
+            song_idle_timeout=_number(env, "MIDI_SONG_IDLE_TIMEOUT", cls.song_idle_timeout, float, 0),
             max_file_bytes=int(_number(env, "MIDI_MAX_FILE_BYTES", cls.max_file_bytes, int, 1)),
             max_song_seconds=_number(env, "MIDI_MAX_SONG_SECONDS", cls.max_song_seconds, float, 1),
             max_song_events=int(_number(env, "MIDI_MAX_SONG_EVENTS", cls.max_song_events, int, 1)),

@@ -94,7 +94,9 @@ async def play(records):
     # restarts the agent.
     with open_outputs(settings) as outputs:
         player = Player(outputs, playback=settings.playback, playout_delay=settings.playout_delay,
-                        max_lateness=settings.max_lateness, played_seqs=played_seqs)
+                        max_lateness=settings.max_lateness, played_seqs=played_seqs,
+                        max_record_bytes=settings.max_record_bytes, max_song_seconds=settings.max_song_seconds,
+                        song_idle_timeout=settings.song_idle_timeout)
         active_players.append(player)
         try:
             # The player acknowledges each record once it has been played, so the offset committed

@@ -1,7 +1,7 @@
 """Turning records from the notes topic into played MIDI, live or through a jitter buffer, measured per song.
 
-What was played is noted per song in ``played_seqs`` (the worker's Faust table), so a worker taking over
-after a crash resumes each song after the last event played instead of playing it again.
+A record is acknowledged once what it holds was played (playback.resume); a song ends with its end event,
+or after a while without any event, when its producer gave up or died.
 """
 from __future__ import annotations
 
@@ -23,8 +23,14 @@ logger = logging.getLogger(__name__)
 # Songs whose end was seen, remembered so a late duplicate of them is not played as a new song.
 FINISHED_SONGS_KEPT = 1000
 INVALID_LOG_INTERVAL = 5.0
+# How a song ended, in its summary.
+ENDED_BY_END_EVENT = "end event"
+ENDED_IDLE = "idle"
+
+
 class SongQueue:
-    """Buffered playback of one song: events wait in arrival order for their slot on the clock."""
+    """Buffered playback of one song: events wait in arrival order for their slot on the clock, and
+    leave ``pending`` only once played, so a song stopped early lets every waiting record go."""
 
     def __init__(self, anchor: float) -> None:
         # perf_counter() time of the song's score time 0, from the first event seen of it
@@ -43,15 +49,26 @@ class Player:
 
     ``played_seqs`` maps each song to the highest seq played (or dropped) so far; a song this player
     has not seen yet resumes after the seq found there, counting what it skips as duplicates.
+
+    A record over ``max_record_bytes`` is not parsed, and an event playing more than
+    ``max_song_seconds`` after its song's start is not scheduled: both count as invalid. A song with
+    no event for ``song_idle_timeout`` seconds (None or 0: never) and nothing waiting for its slot is
+    finished as if its end event had come.
     """
 
     def __init__(self, outputs: OutputSet, *, playback: str = "live", playout_delay: float = 0.2,
-                 max_lateness: float | None = None, played_seqs: MutableMapping[str, int] | None = None) -> None:
+                 max_lateness: float | None = None, played_seqs: MutableMapping[str, int] | None = None,
+                 max_record_bytes: int = 1024 * 1024, max_song_seconds: float = 4 * 3600.0,
+                 song_idle_timeout: float | None = 30.0) -> None:
         self.outputs = outputs
         self.resume_points = ResumePoints({} if played_seqs is None else played_seqs)
         self.buffered = playback == "buffered"
         self.playout_delay = playout_delay
         self.max_lateness = max_lateness
+        self.max_record_bytes = max_record_bytes
+        self.max_song_seconds = max_song_seconds
+        self.song_idle_timeout = song_idle_timeout
+        self._idle_watch: asyncio.Task | None = None
         self.songs: dict[str, SongStats] = {}
         self.queues: dict[str, SongQueue] = {}
         self.finished: OrderedDict[str, SongStats] = OrderedDict()
@@ -66,6 +83,13 @@ class Player:
         and its songs' resume points saved: the agent acknowledges the record there, so the offset
         committed never passes an event not yet played.
         """
+        if raw is not None and len(raw) > self.max_record_bytes:
+            # Not parsed at all: a valid JSON value parses whatever its size, at the cost of the notes
+            # of every other song waiting behind it.
+            self._reject(raw, InvalidEvent(f"{len(raw)} bytes, over the limit of {self.max_record_bytes} "
+                                           f"(MIDI_MAX_RECORD_BYTES)"))
+            done()
+            return
         try:
             events, problems = decode_record(raw)
         except InvalidEvent as exc:
@@ -76,6 +100,13 @@ class Player:
             self._reject(raw, problem)
         record = RecordProgress(self.resume_points, done)
         for event in events:
+            if event.score_time * event.speed_ratio > self.max_song_seconds:
+                # No song plays that long (produce-midi refuses it); its slot would hold the song's
+                # buffer, which plays in arrival order, for as long.
+                self._reject(raw, InvalidEvent(f"seq {event.seq} of {event.song} plays "
+                                               f"{event.score_time * event.speed_ratio:g} s after the song's "
+                                               f"start, past MIDI_MAX_SONG_SECONDS ({self.max_song_seconds:g})"))
+                continue
             self.handle_event(event, record)
         record.finished_one()
 
@@ -87,6 +118,7 @@ class Player:
                 finished.duplicates += 1
                 return
             stats = self.songs[event.song] = self._start_song(event.song)
+        stats.last_event_at = time.monotonic()
         if event.end:
             if event.seq in stats.seen:
                 # The worker this one took over from finished the song and logged its summary.
@@ -118,6 +150,7 @@ class Player:
             stats.seen.update(range(resume_after + 1))
             stats.highest_seq = resume_after
             logger.info("resuming %s after seq %d, played by an earlier worker", song, resume_after)
+        self._watch_idle_songs()
         return stats
 
     def play(self, event: MidiEvent, stats: SongStats) -> None:
@@ -146,13 +179,16 @@ class Player:
                 while not queue.pending:
                     queue.arrived.clear()
                     await queue.arrived.wait()
-                slot, event, record = queue.pending.popleft()
-                if event.end:
-                    self.finish(song)
-                else:
+                slot, event, record = queue.pending[0]
+                if not event.end:
                     await wait_until(slot)
                     self.play(event, stats)
+                    # The idle clock runs from the last event played, not from its arrival.
+                    stats.last_event_at = time.monotonic()
+                queue.pending.popleft()
                 record.handled(event)
+                if event.end:
+                    self.finish(song)
                 record.finished_one()
                 if event.end:
                     return
@@ -162,23 +198,67 @@ class Player:
             self.abandon(song)
 
     def abandon(self, song: str) -> None:
-        """Stop a song without finishing it (its partition moved, or its output failed): cancel what
-        is queued for it and release its notes."""
-        queue = self.queues.pop(song, None)
-        if queue is not None and queue.task is not None and queue.task is not asyncio.current_task():
-            queue.task.cancel()
+        """Stop a song without finishing it (its partition moved, or its output failed): let go what
+        is queued for it and release its notes. Its events arriving again start it afresh, after its
+        resume point."""
+        self._close_queue(song)
         self.songs.pop(song, None)
         self.outputs.release(song)
 
-    def finish(self, song: str) -> dict:
+    def _close_queue(self, song: str) -> None:
+        """Stop the song's buffered task and let go the records of the events still waiting, the one
+        waiting for its slot included: held back, they would stall the partition's offset commits
+        for good. Their events are not saved as played, so a worker reading them again plays them."""
+        queue = self.queues.pop(song, None)
+        if queue is None:
+            return
+        if queue.task is not None and queue.task is not asyncio.current_task():
+            queue.task.cancel()
+        pending, queue.pending = queue.pending, deque()
+        for _, _, record in pending:
+            record.finished_one()
+
+    def finish(self, song: str, ended: str = ENDED_BY_END_EVENT) -> dict:
         """Release what the song left sounding and log its summary."""
         self.outputs.release(song)
-        self.queues.pop(song, None)
+        self._close_queue(song)
         stats = self.songs.pop(song)
-        self._remember_finished(stats)
-        summary = stats.summary()
+        if ended == ENDED_BY_END_EVENT:
+            self._remember_finished(stats)
+        # else its producer may be back (or the worker's broker was away): its events start it afresh.
+        summary = {**stats.summary(), "ended": ended}
         logger.info("song summary %s", json.dumps(summary))
         return summary
+
+    def _watch_idle_songs(self) -> None:
+        """Start the one task that ends idle songs, unless it runs or nothing could run it."""
+        if not self.song_idle_timeout or self._idle_watch is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a caller without an event loop has no clock to end songs by
+        self._idle_watch = loop.create_task(self._end_idle_songs())
+
+    async def _end_idle_songs(self) -> None:
+        """Finish each song with no event for ``song_idle_timeout`` and none waiting for its slot; it
+        is not finished while events wait, however far their slot, and at most once per timeout."""
+        try:
+            while self.songs:
+                now = time.monotonic()
+                next_check = now + self.song_idle_timeout
+                for song, stats in list(self.songs.items()):
+                    queue = self.queues.get(song)
+                    if queue is not None and queue.pending:
+                        continue
+                    idle_at = stats.last_event_at + self.song_idle_timeout
+                    if idle_at <= now:
+                        self.finish(song, ended=ENDED_IDLE)
+                    else:
+                        next_check = min(next_check, idle_at)
+                await asyncio.sleep(next_check - now)
+        finally:
+            self._idle_watch = None
 
     def _remember_finished(self, stats: SongStats) -> None:
         self.finished[stats.song] = stats
@@ -189,6 +269,8 @@ class Player:
         """Cancel buffered songs still waiting and save what was played; the outputs' owner then
         silences what sounds."""
         tasks = [queue.task for queue in self.queues.values() if queue.task is not None]
+        if self._idle_watch is not None:
+            tasks.append(self._idle_watch)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

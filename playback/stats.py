@@ -40,6 +40,8 @@ class SongStats:
     last_played_at: float | None = None
     # played time minus score time, for events whose score timing is known (speed ratio > 0)
     offsets: list[float] = field(default_factory=list)
+    # time.monotonic() of the last event that arrived (buffered: or played), for the idle timeout
+    last_event_at: float = 0.0
 
     def arrive(self, seq: int) -> bool:
         """Count an arriving event; False when it was already seen and must not play again."""

@@ -64,6 +64,7 @@ def test_live_plays_each_event_on_arrival_in_order_and_releases_at_the_end(outpu
 
     [summary] = summaries(caplog)
     assert (summary["events"], summary["notes"], summary["expected"], summary["lost"]) == (3, 3, 3, 0)
+    assert summary["ended"] == "end event"
     released = played(recording)[3:]
     assert {tuple(data[:2]) for data in released} == {(0x80, 60), (0x80, 61), (0x80, 62), (0xB0, 123), (0xB0, 120)}
 
@@ -114,6 +115,21 @@ def test_invalid_records_are_counted_and_play_nothing(outputs, recording):
     assert played(recording) == [note(0)[1]]
     assert player.invalid == 5
     assert "5 invalid records skipped" in player.status()
+
+
+def test_a_record_over_the_size_limit_is_invalid_and_not_parsed(outputs, recording, caplog):
+    raw = song_record("a", 0, [note(0)])
+    limit = len(raw)
+    player = Player(outputs, max_record_bytes=limit)
+    acknowledged = []
+    # Valid JSON, one byte over the limit: whitespace as any producer may add.
+    player.handle(raw + b" ", done=lambda: acknowledged.append(1))
+    assert played(recording) == [], "the oversized record was played"
+    player.handle(raw)
+
+    assert played(recording) == [note(0)[1]], "a record of exactly the limit was not played"
+    assert (player.invalid, acknowledged) == (1, [1])
+    assert f"over the limit of {limit} (MIDI_MAX_RECORD_BYTES)" in caplog.text
 
 
 # Buffered playback
@@ -176,10 +192,13 @@ async def test_stop_cancels_what_is_waiting_for_its_slot(outputs, recording):
 
 async def test_abandoned_song_plays_nothing_more_and_is_released(outputs, recording):
     player = Player(outputs, playback="buffered", playout_delay=0.05)
-    player.handle(song_record("moved", 0, [note(0, 0.0), note(1, 0.3)]))
+    acknowledged = []
+    player.handle(song_record("moved", 0, [note(0, 0.0), note(1, 0.3)]), done=lambda: acknowledged.append(1))
     await asyncio.sleep(0.1)
     player.abandon("moved")
     await asyncio.sleep(0.4)
+
+    assert acknowledged == [1], "an abandoned record must still be let go, or its partition's commits stall"
 
     assert played(recording)[0] == note(0)[1]
     assert note(1)[1] not in played(recording), "a queued event played after the song was abandoned"
@@ -204,14 +223,98 @@ class FailingOutput:
 async def test_a_failing_output_in_buffered_mode_stops_the_song_and_releases_its_notes(caplog):
     output = FailingOutput(refused_note=61)
     player = Player(OutputSet([output]), playback="buffered", playout_delay=0.02)
-    player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05), note(2, 0.1)]))
+    acknowledged = []
+    player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05)]), done=lambda: acknowledged.append(1))
+    player.handle(event("a", 2, 0.1), done=lambda: acknowledged.append(2))
     await asyncio.sleep(0.3)
+
+    assert sorted(acknowledged) == [1, 2], "the failed song's records must still be let go"
 
     assert output.received[0] == note(0)[1]
     assert note(2)[1] not in output.received
     assert any(data[0] == 0x80 and data[1] == 60 for data in output.received), "note 60 was left sounding"
     assert any("stopped playing a: port went away" in record.getMessage() for record in caplog.records)
     await player.stop()
+
+
+async def test_an_abandoned_song_arriving_again_resumes_and_each_record_is_let_go_once(outputs, recording, caplog):
+    caplog.set_level(logging.INFO)
+    played_seqs = {}
+    player = Player(outputs, playback="buffered", playout_delay=0.05, played_seqs=played_seqs)
+    acknowledged = []
+    player.handle(song_record("back", 0, [note(0, 0.0), note(1, 0.2)]), done=lambda: acknowledged.append("first"))
+    await asyncio.sleep(0.1)
+    player.abandon("back")
+    player.abandon("back")
+    await asyncio.sleep(0.05)
+    # Its partition came back: the same record again (the offset committed is before it), then the end.
+    player.handle(song_record("back", 0, [note(0, 0.0), note(1, 0.2)]), done=lambda: acknowledged.append("again"))
+    player.handle(end("back", 2, 0.2), done=lambda: acknowledged.append("end"))
+    await asyncio.sleep(0.5)
+
+    assert played_seqs["back"] == 2
+    assert acknowledged == ["first", "again", "end"]
+    assert [data for data in played(recording) if data[0] == 0x90] == [note(0)[1], note(1)[1]]
+    [summary] = summaries(caplog)
+    assert (summary["events"], summary["duplicates"], summary["lost"], summary["ended"]) == (1, 1, 0, "end event")
+
+
+async def test_a_far_score_time_is_invalid_and_does_not_hold_the_song(outputs, recording):
+    delay = 0.05
+    player = Player(outputs, playback="buffered", playout_delay=delay, max_song_seconds=60)
+    handed_at = time.time()
+    player.handle(event("a", 0, 0.0))
+    player.handle(event("a", 1, 1e9))
+    player.handle(event("a", 2, 0.1))
+    await asyncio.sleep(0.3)
+    entries = read_recording(recording)
+
+    assert [entry["bytes"] for entry in entries] == [note(0)[1], note(2)[1]]
+    assert entries[1]["time"] <= handed_at + delay + 0.1 + 0.05, "the event after the far one was held"
+    assert player.invalid == 1
+    await player.stop()
+
+
+# Songs whose producer went away
+
+
+async def test_a_song_without_events_for_the_idle_timeout_ends_and_counts_what_never_came(outputs, recording,
+                                                                                          caplog):
+    caplog.set_level(logging.INFO)
+    player = Player(outputs, song_idle_timeout=0.2)
+    for seq in (0, 1, 3):
+        player.handle(event("a", seq))
+    await asyncio.sleep(0.1)
+    assert summaries(caplog) == [], "ended before the idle timeout"
+    await asyncio.sleep(0.3)
+
+    [summary] = summaries(caplog)
+    assert (summary["ended"], summary["events"], summary["expected"], summary["lost"]) == ("idle", 3, None, 1)
+    assert {tuple(data[:2]) for data in played(recording)[3:]} >= {(0x80, 60), (0x80, 61), (0x80, 63)}
+    assert player.songs == {}
+
+    # The producer is back: its events play, after what was played, and the song ends again.
+    released_at = len(played(recording))
+    player.handle(event("a", 4))
+    player.handle(end("a", 5))
+    assert played(recording)[released_at] == note(4)[1]
+    assert [(later["ended"], later["events"], later["lost"]) for later in summaries(caplog)[1:]] == [
+        ("end event", 1, 0)]
+    await player.stop()
+
+
+async def test_buffered_song_is_not_idle_while_events_wait_for_their_slot(outputs, recording, caplog):
+    caplog.set_level(logging.INFO)
+    player = Player(outputs, playback="buffered", playout_delay=0.05, song_idle_timeout=0.2)
+    player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.4)]))
+    await asyncio.sleep(0.5)
+
+    assert summaries(caplog) == [], "ended while an event waited for its slot"
+    assert played(recording)[:2] == [note(0)[1], note(1)[1]]
+    await asyncio.sleep(0.3)
+    [summary] = summaries(caplog)
+    assert (summary["ended"], summary["events"], summary["lost"]) == ("idle", 2, 0)
+    assert player.queues == {}
 
 
 # Per-song statistics

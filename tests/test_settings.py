@@ -17,6 +17,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert settings.fetch_wait_ms == 5
     assert (settings.session_timeout, settings.rebalance_timeout, settings.status_interval) == (10.0, 10.0, 5.0)
     assert (settings.playback, settings.playout_delay, settings.max_lateness) == ("live", 0.2, None)
+    assert (settings.max_record_bytes, settings.song_idle_timeout) == (1024 * 1024, 30.0)
     assert settings.max_file_bytes == 16 * 1024 * 1024
     assert (settings.max_song_seconds, settings.max_song_events) == (4 * 3600.0, 1_000_000)
     assert settings.soundfont is None
@@ -48,6 +49,9 @@ def test_blank_values_count_as_unset():
     ("MIDI_PLAYBACK", "buffered", "playback", "buffered"),
     ("MIDI_PLAYOUT_DELAY", "0.5", "playout_delay", 0.5),
     ("MIDI_MAX_LATENESS", "0", "max_lateness", 0.0),
+    ("MIDI_MAX_RECORD_BYTES", "4096", "max_record_bytes", 4096),
+    ("MIDI_SONG_IDLE_TIMEOUT", "90", "song_idle_timeout", 90.0),
+    ("MIDI_SONG_IDLE_TIMEOUT", "0", "song_idle_timeout", 0.0),
     ("MIDI_MAX_FILE_BYTES", "1000", "max_file_bytes", 1000),
     ("MIDI_MAX_SONG_SECONDS", "60", "max_song_seconds", 60.0),
     ("MIDI_MAX_SONG_EVENTS", "5", "max_song_events", 5),
@@ -81,6 +85,10 @@ def test_bootstrap_servers_is_the_plain_host_port_list_of_the_broker_url():
     ("MIDI_STATUS_INTERVAL", "0", "must be at least 0.1"),
     ("MIDI_PLAYOUT_DELAY", "-0.1", "must be at least 0"),
     ("MIDI_MAX_LATENESS", "1s", "is not a number"),
+    ("MIDI_MAX_RECORD_BYTES", "0", "must be at least 1"),
+    ("MIDI_MAX_RECORD_BYTES", "1MiB", "is not an integer"),
+    ("MIDI_SONG_IDLE_TIMEOUT", "-1", "must be at least 0"),
+    ("MIDI_SONG_IDLE_TIMEOUT", "off", "is not a number"),
     ("MIDI_MAX_FILE_BYTES", "0", "must be at least 1"),
     ("MIDI_MAX_SONG_SECONDS", "0.5", "must be at least 1"),
     ("MIDI_MAX_SONG_EVENTS", "1e6", "is not an integer"),
@@ -102,7 +110,8 @@ def test_a_bad_value_is_refused_with_the_variable_and_the_reason(variable, value
 
 
 @pytest.mark.parametrize("variable", ["MIDI_SESSION_TIMEOUT", "MIDI_REBALANCE_TIMEOUT", "MIDI_STATUS_INTERVAL",
-                                      "MIDI_PLAYOUT_DELAY", "MIDI_MAX_LATENESS", "MIDI_MAX_SONG_SECONDS"])
+                                      "MIDI_PLAYOUT_DELAY", "MIDI_MAX_LATENESS", "MIDI_MAX_SONG_SECONDS",
+                                      "MIDI_SONG_IDLE_TIMEOUT"])
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_a_number_that_is_not_finite_is_refused(variable, value):
     with pytest.raises(SettingsError, match=variable):
