@@ -15,10 +15,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 
 from playback.stats import percentiles  # noqa: E402
 from producer.publish import ensure_topic  # noqa: E402
+from settings import Settings  # noqa: E402
 from tests.song_files import write_song  # noqa: E402
 from timing import wait_until  # noqa: E402
 
-RAW_FETCH_WAIT_MS = 5
+# The app's own (MIDI_FETCH_WAIT_MS), so both wait for the broker alike.
+RAW_FETCH_WAIT_MS = Settings.from_env().fetch_wait_ms
 
 
 def bootstrap(broker_url: str) -> str:

@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import bootstrap, percentiles, ratio_line, raw_paced_latency, timing_errors_ms, write_dense_song
+from common import (RAW_FETCH_WAIT_MS, bootstrap, percentiles, ratio_line, raw_paced_latency, timing_errors_ms,
+                    write_dense_song)
 
 from embedded_broker import embedded_broker
 from models.midi_event import decode_record
@@ -93,7 +94,7 @@ def main() -> None:
             for figure in ("latency_ms", "timing_error_ms"):
                 for stat in ("p50", "p99"):
                     print(ratio_line(f"{mode} {figure} {stat}", outside[figure][stat], raw[figure][stat], "ms"))
-    print(f"raw aiokafka (one record per event, fetch wait 5 ms): latency {raw['latency_ms']} "
+    print(f"raw aiokafka (one record per event, fetch wait {RAW_FETCH_WAIT_MS} ms): latency {raw['latency_ms']} "
           f"timing error {raw['timing_error_ms']}")
 
 

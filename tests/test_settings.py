@@ -14,7 +14,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert (settings.topic, settings.topic_partitions, settings.topic_replicas) == ("midi", 1, 1)
     assert settings.outputs == ("port",)
     assert (settings.output_port, settings.virtual_port) == (None, None)
-    assert settings.fetch_wait_ms == 5
+    assert settings.fetch_wait_ms == 2
     assert (settings.session_timeout, settings.rebalance_timeout, settings.status_interval) == (10.0, 10.0, 5.0)
     assert (settings.playback, settings.playout_delay, settings.max_lateness) == ("live", 0.2, None)
     assert (settings.max_record_bytes, settings.song_idle_timeout) == (1024 * 1024, 30.0)
