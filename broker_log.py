@@ -62,9 +62,9 @@ class BrokerLogFilter(logging.Filter):
         if not record.name.startswith("aiokafka"):
             return True
         if not self.publishing:
-            # aiokafka passes the error it gave up on as the last argument of its message.
-            if isinstance(record.args, tuple) and record.args and isinstance(record.args[-1], BaseException):
-                self.last_failure = record.args[-1]
+            failure = failure_argument(record)
+            if failure is not None:
+                self.last_failure = failure
             return False
         now = time.monotonic()
         if now - self._shown_at < RETRY_NOTICE_INTERVAL:
@@ -96,13 +96,19 @@ def broker_log_filtered(timeout: float) -> Iterator[BrokerLogFilter]:
             handler.removeFilter(broker_log)
 
 
-def failure_of(record: logging.LogRecord) -> BaseException | None:
-    """The error an aiokafka record reports: the last argument of its message, or the exception it logs."""
+def failure_argument(record: logging.LogRecord) -> BaseException | None:
+    """The error aiokafka gave up on, which it passes as the last argument of its message."""
     if isinstance(record.args, tuple) and record.args and isinstance(record.args[-1], BaseException):
         return record.args[-1]
-    if record.exc_info and isinstance(record.exc_info[1], BaseException):
-        return record.exc_info[1]
     return None
+
+
+def failure_of(record: logging.LogRecord) -> BaseException | None:
+    """The error an aiokafka record reports: the last argument of its message, or the exception it logs."""
+    failure = failure_argument(record)
+    if failure is None and record.exc_info and isinstance(record.exc_info[1], BaseException):
+        failure = record.exc_info[1]
+    return failure
 
 
 def means_unreachable(record: logging.LogRecord, failure: BaseException | None) -> bool:
