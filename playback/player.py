@@ -16,6 +16,7 @@ from models.midi_event import InvalidEvent, MidiEvent, decode_record
 from outputs import OutputSet
 from playback.resume import RecordProgress, ResumePoints
 from playback.stats import SongStats
+from settings import Settings
 from timing import wait_until
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,10 @@ class Player:
     finished as if its end event had come.
     """
 
-    def __init__(self, outputs: OutputSet, *, playback: str = "live", playout_delay: float = 0.2,
+    def __init__(self, outputs: OutputSet, *, playback: str = "live", playout_delay: float = Settings.playout_delay,
                  max_lateness: float | None = None, played_seqs: MutableMapping[str, int] | None = None,
-                 max_record_bytes: int = 1024 * 1024, max_song_seconds: float = 4 * 3600.0,
-                 song_idle_timeout: float | None = 30.0) -> None:
+                 max_record_bytes: int = Settings.max_record_bytes, max_song_seconds: float = Settings.max_song_seconds,
+                 song_idle_timeout: float | None = Settings.song_idle_timeout) -> None:
         self.outputs = outputs
         self.resume_points = ResumePoints({} if played_seqs is None else played_seqs)
         self.buffered = playback == "buffered"
