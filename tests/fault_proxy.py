@@ -10,6 +10,9 @@ broker restart causes:
 * ``blackhole(seconds)``: nothing gets through either way and new connections hang, as when a
   route silently drops packets. TCP retransmits once the route is back, so bytes held back are
   delivered afterwards unless a client gave up and closed its connection meanwhile.
+* ``cut_losing_answers(after, refuse_for)``: requests still reach the broker, which acts on them,
+  but its answers are thrown away for ``after`` seconds, then every connection is cut as by
+  ``cut``. A producer without idempotence retries what the broker already wrote.
 
 It runs its own event loop in a daemon thread, holds at most ``max_connections`` connections and
 one read buffer per direction of each, and shuts itself down after ``lifetime`` seconds, so a test
@@ -43,6 +46,8 @@ class FaultProxy:
         self._open_path: asyncio.Event | None = None
         self._reopen: asyncio.TimerHandle | None = None
         self._refuse_until = 0.0
+        self._answers_lost = False
+        self._timed_cut: asyncio.Task | None = None
         self._stop: asyncio.Event | None = None
 
     # -- the test's side -----------------------------------------------------------------------
@@ -70,6 +75,10 @@ class FaultProxy:
         """Let nothing through, either way, for ``seconds``; returns at once."""
         self._call(self._blackhole, seconds)
 
+    def cut_losing_answers(self, after: float, refuse_for: float = 0.0) -> None:
+        """Throw the broker's answers away for ``after`` s, then cut as ``cut(refuse_for)``; returns at once."""
+        self._call(self._lose_answers, after, refuse_for)
+
     def _call(self, function, *args):
         return asyncio.run_coroutine_threadsafe(function(*args), self._loop).result(10)
 
@@ -96,6 +105,8 @@ class FaultProxy:
             pass
         finally:
             server.close()
+            if self._timed_cut is not None:
+                self._timed_cut.cancel()
             # Connections held by a blackhole are released too: with their sockets closed, every
             # handler returns by itself (cancelling one would make asyncio log its cancellation).
             await self._close_all()
@@ -126,18 +137,20 @@ class FaultProxy:
             return
         self._writers.add(broker_writer)
         await asyncio.gather(
-            self._pump(client_reader, broker_writer, client_writer),
-            self._pump(broker_reader, client_writer, broker_writer),
+            self._pump(client_reader, broker_writer, client_writer, answers=False),
+            self._pump(broker_reader, client_writer, broker_writer, answers=True),
         )
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    peer_writer: asyncio.StreamWriter) -> None:
+                    peer_writer: asyncio.StreamWriter, *, answers: bool) -> None:
         """Copy one direction until either end closes; then close both ends."""
         try:
             while data := await reader.read(CHUNK_BYTES):
                 await self._open_path.wait()
                 if writer not in self._writers:
                     break
+                if answers and self._answers_lost:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
@@ -163,6 +176,16 @@ class FaultProxy:
         for writer in writers:
             writer.close()
         await asyncio.gather(*(writer.wait_closed() for writer in writers), return_exceptions=True)
+
+    async def _lose_answers(self, after: float, refuse_for: float) -> None:
+        self._answers_lost = True
+
+        async def cut_then_answer_again() -> None:
+            await asyncio.sleep(after)
+            # Cut first: a connection that lost an answer would be out of step with its client.
+            await self._cut(refuse_for)
+            self._answers_lost = False
+        self._timed_cut = asyncio.create_task(cut_then_answer_again())
 
     async def _blackhole(self, seconds: float) -> None:
         if self._reopen is not None:

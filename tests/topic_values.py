@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
 
 from models.midi_event import encode_events
 from producer.publish import ensure_topic, kafka_producer
@@ -29,6 +32,25 @@ async def _produce(broker_url: str, values: list[bytes | None], key: bytes, part
         for value in values:
             # One at a time, so the values land in the order given.
             await (await producer.send(TOPIC, value, key=key, partition=partition))
+
+
+async def _events_on_topic(broker_url: str, quiet_for: float) -> list[tuple[str, int]]:
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=broker_url.removeprefix("kafka://"),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    events: list[tuple[str, int]] = []
+    try:
+        while batches := await consumer.getmany(timeout_ms=round(quiet_for * 1000)):
+            for records in batches.values():
+                events.extend((event["song"], event["seq"]) for record in records for event in json.loads(record.value))
+    finally:
+        await consumer.stop()
+    return events
+
+
+def events_on_topic(broker_url: str, quiet_for: float = 2.0) -> list[tuple[str, int]]:
+    """(song, seq) of every event on the notes topic, copies included; read until ``quiet_for`` s bring nothing."""
+    return asyncio.run(_events_on_topic(broker_url, quiet_for))
 
 
 def produce_values(broker_url: str, values: list[bytes | None], *, key: bytes = b"song",
