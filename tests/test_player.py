@@ -52,6 +52,14 @@ def played(recording) -> list[list[int]]:
     return [entry["bytes"] for entry in read_recording(recording)] if recording.exists() else []
 
 
+async def recorded(recording, count: int, timeout: float) -> list[list[int]]:
+    """What was played once ``count`` messages are in, or at ``timeout``, without blocking the loop."""
+    deadline = time.monotonic() + timeout
+    while len(played(recording)) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return played(recording)
+
+
 # Live playback
 
 
@@ -171,11 +179,11 @@ async def test_buffered_event_after_its_slot_plays_at_once_and_counts_as_late(ou
 
 async def test_buffered_songs_do_not_wait_for_each_other(outputs, recording):
     player = Player(outputs, playback="buffered", playout_delay=0.05)
-    player.handle(song_record("slow", 0, [note(0, 0.0), note(1, 0.5)]))
+    player.handle(song_record("slow", 0, [note(0, 0.0), note(1, 2.0)]))
     player.handle(song_record("quick", 0, [(0.0, [0x91, 40, 90]), (0.05, [0x91, 41, 90])]))
-    await asyncio.sleep(0.2)
 
-    assert played(recording) == [note(0)[1], [0x91, 40, 90], [0x91, 41, 90]]
+    # Were the songs played one after the other, the quick one would wait 2 s behind the slow one.
+    assert await recorded(recording, 3, timeout=1.5) == [note(0)[1], [0x91, 40, 90], [0x91, 41, 90]]
     await player.stop()
 
 
