@@ -102,7 +102,9 @@ class WorkerProcess:
         while len(summaries) < count:
             line = self.wait_for(lambda text: SONG_SUMMARY_MARK in text, deadline - time.monotonic())
             if line is None:
-                raise TimeoutError(f"{len(summaries)} of {count} song summaries within {timeout:.0f} s")
+                # The worker's last words are what tells a stalled consumer from a slow producer.
+                raise TimeoutError(f"{len(summaries)} of {count} song summaries within {timeout:.0f} s; "
+                                   "the worker's last lines:\n" + "\n".join(self.lines[-40:]))
             summaries.append(parse_summary(line))
         return summaries
 
