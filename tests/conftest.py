@@ -25,10 +25,12 @@ def recording(tmp_path) -> Path:
 
 
 @pytest.fixture
-def worker_env(broker_url, recording) -> dict[str, str]:
+def worker_env(broker_url, recording, tmp_path) -> dict[str, str]:
     """Environment for a worker that plays into the recording backend's first port."""
     return {
         "BROKER_URL": broker_url,
+        # Its own data directory, not the checkout's midi_app-data shared with every other worker.
+        "APP_DATADIR": str(tmp_path / "worker-data"),
         "MIDO_BACKEND": "tests.recording_backend",
         "RECORDING_BACKEND_FILE": str(recording),
         "MIDI_OUTPUT": "port",

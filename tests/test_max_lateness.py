@@ -25,7 +25,7 @@ def test_a_worker_behind_the_song_drops_only_what_is_later_than_max_lateness(
     score = [(index * SPACING, distinct_note_on(index)) for index in range(EVENTS)]
     song = tmp_path / "behind.mid"
     write_song(song, score)
-    env = {**worker_env, "APP_DATADIR": str(tmp_path / "worker-data")}
+    env = dict(worker_env)
     if max_lateness is not None:
         env["MIDI_MAX_LATENESS"] = max_lateness
     # The song starts while no worker runs; the worker's start-up puts it seconds behind.

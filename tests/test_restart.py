@@ -47,7 +47,6 @@ def test_a_worker_killed_mid_song_is_replaced_and_the_song_plays_on_exactly_once
     write_song(song, score)
     env = {
         **worker_env,
-        "APP_DATADIR": str(tmp_path / "worker-data"),
         "MIDI_PLAYBACK": playback,
         # No offset commit before the kill, so the new worker reads again everything the killed one
         # played: only the table can keep it from playing that twice.
