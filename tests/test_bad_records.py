@@ -10,7 +10,7 @@ import time
 
 from processes import WorkerProcess
 from tests.recording_backend import read_recording
-from tests.topic_values import create_topic, produce_values, song_record
+from tests.topic_values import create_topic, end_record, produce_values, song_record
 
 SONG = "between-bad-records"
 # Seq numbers of the invalid events, apart from the song's own, so a rejected one cannot pass as lost.
@@ -59,7 +59,7 @@ def test_bad_records_are_skipped_counted_and_logged_while_the_song_plays_on(work
             *BAD_VALUES.values(),
             mixed,
             song_record(SONG, len(FIRST) + 1, SECOND),
-            song_record(SONG, len(FIRST) + 1 + len(SECOND), [(0.07, [])], end=True),
+            end_record(SONG, len(FIRST) + 1 + len(SECOND), 0.07),
         ], key=SONG.encode())
         [summary] = worker.wait_for_summaries(1, timeout=20)
         status = worker.wait_for(lambda line: f"status: {invalid} invalid records skipped" in line, timeout=10)

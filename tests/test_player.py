@@ -17,7 +17,7 @@ from playback.player import Player
 from playback.stats import SongStats, percentiles
 from processes import SONG_SUMMARY_MARK, parse_summary
 from tests.recording_backend import read_recording
-from tests.topic_values import song_record
+from tests.topic_values import end_record, song_record
 
 NOTE = [0x90, 60, 90]
 
@@ -38,10 +38,6 @@ def note(seq: int, score_time: float = 0.0) -> tuple[float, list[int]]:
 
 def event(song: str, seq: int, score_time: float = 0.0) -> bytes:
     return song_record(song, seq, [note(seq, score_time)])
-
-
-def end(song: str, count: int, score_time: float = 0.0) -> bytes:
-    return song_record(song, count, [(score_time, [])], end=True)
 
 
 def summaries(caplog) -> list[dict]:
@@ -68,7 +64,7 @@ def test_live_plays_each_event_on_arrival_in_order_and_releases_at_the_end(outpu
     player = Player(outputs)
     player.handle(song_record("a", 0, [note(0), note(1), note(2)]))
     assert played(recording) == [note(seq)[1] for seq in range(3)]
-    player.handle(end("a", 3))
+    player.handle(end_record("a", 3))
 
     [summary] = summaries(caplog)
     assert (summary["events"], summary["notes"], summary["expected"], summary["lost"]) == (3, 3, 3, 0)
@@ -83,7 +79,7 @@ def test_live_does_not_replay_duplicates_and_counts_them(outputs, recording, cap
     player.handle(song_record("a", 0, [note(0), note(1)]))
     player.handle(song_record("a", 0, [note(0), note(1)]))
     player.handle(event("a", 1))
-    player.handle(end("a", 2))
+    player.handle(end_record("a", 2))
 
     assert played(recording)[:3] == [note(0)[1], note(1)[1], [0x80, 60, 64]]
     [summary] = summaries(caplog)
@@ -95,7 +91,7 @@ def test_live_plays_reordered_events_on_arrival_and_counts_them(outputs, recordi
     player = Player(outputs)
     for seq in (0, 2, 1, 3):
         player.handle(event("a", seq))
-    player.handle(end("a", 4))
+    player.handle(end_record("a", 4))
 
     assert played(recording)[:4] == [note(seq)[1] for seq in (0, 2, 1, 3)]
     [summary] = summaries(caplog)
@@ -108,7 +104,7 @@ def test_lost_events_are_counted_from_gaps_and_from_the_end_events_count(outputs
     for seq in (0, 3):
         player.handle(event("a", seq))
     assert "a: 2 events, lost 2," in player.status()
-    player.handle(end("a", 6))
+    player.handle(end_record("a", 6))
 
     [summary] = summaries(caplog)
     assert (summary["events"], summary["expected"], summary["lost"]) == (2, 6, 4)
@@ -148,7 +144,7 @@ async def test_buffered_plays_each_event_at_anchor_plus_score_time_plus_delay(ou
     player = Player(outputs, playback="buffered", playout_delay=delay)
     handed_at = time.time()
     player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05), note(2, 0.1)]))
-    player.handle(end("a", 3, 0.1))
+    player.handle(end_record("a", 3, 0.1))
     await asyncio.sleep(delay + 0.2)
     entries = read_recording(recording)
 
@@ -167,7 +163,7 @@ async def test_buffered_event_after_its_slot_plays_at_once_and_counts_as_late(ou
     await asyncio.sleep(0.3)
     arrived_at = time.time()
     player.handle(event("a", 1, 0.01))
-    player.handle(end("a", 2, 0.01))
+    player.handle(end_record("a", 2, 0.01))
     await asyncio.sleep(0.05)
     entries = read_recording(recording)
 
@@ -257,7 +253,7 @@ async def test_an_abandoned_song_arriving_again_resumes_and_each_record_is_let_g
     await asyncio.sleep(0.05)
     # Its partition came back: the same record again (the offset committed is before it), then the end.
     player.handle(song_record("back", 0, [note(0, 0.0), note(1, 0.2)]), done=lambda: acknowledged.append("again"))
-    player.handle(end("back", 2, 0.2), done=lambda: acknowledged.append("end"))
+    player.handle(end_record("back", 2, 0.2), done=lambda: acknowledged.append("end"))
     await asyncio.sleep(0.5)
 
     assert played_seqs["back"] == 2
@@ -304,7 +300,7 @@ async def test_a_song_without_events_for_the_idle_timeout_ends_and_counts_what_n
     # The producer is back: its events play, after what was played, and the song ends again.
     released_at = len(played(recording))
     player.handle(event("a", 4))
-    player.handle(end("a", 5))
+    player.handle(end_record("a", 5))
     assert played(recording)[released_at] == note(4)[1]
     assert [(later["ended"], later["events"], later["lost"]) for later in summaries(caplog)[1:]] == [
         ("end event", 1, 0)]

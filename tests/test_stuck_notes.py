@@ -13,7 +13,7 @@ import pytest
 
 from processes import WorkerProcess
 from tests.recording_backend import read_recording
-from tests.topic_values import create_topic, produce_values, song_record, wait_for_recording
+from tests.topic_values import create_topic, end_record, produce_values, song_record, wait_for_recording
 
 # Pedal down on channels 0 and 1, three notes held on channel 0 and one on channel 1; one note comes
 # and goes, so it must not be released again.
@@ -69,7 +69,7 @@ def hold_notes(broker_url: str, recording, song: str = "held", **produce_options
 def test_song_end_releases_what_it_left_sounding(worker_env, broker_url, recording):
     with WorkerProcess(worker_env) as worker:
         hold_notes(broker_url, recording)
-        produce_values(broker_url, [song_record("held", len(HELD), [(0.1, [])], end=True)], key=b"held")
+        produce_values(broker_url, [end_record("held", len(HELD), 0.1)], key=b"held")
         [summary] = worker.wait_for_summaries(1, timeout=20)
         played = read_recording(recording)
         assert worker.process.poll() is None

@@ -20,6 +20,11 @@ def song_record(song: str, first_seq: int, timed_messages: list[tuple[float, lis
     return encode_events(song, first_seq, timed_messages, sent_at=time.time(), speed_ratio=1.0, end=end)
 
 
+def end_record(song: str, count: int, score_time: float = 0.0) -> bytes:
+    """The value produce-midi ends ``song`` with: its end event, carrying the song's event count."""
+    return song_record(song, count, [(score_time, [])], end=True)
+
+
 def create_topic(broker_url: str, partitions: int) -> None:
     """Create the notes topic with ``partitions``; a worker started first gets the broker's default count."""
     asyncio.run(ensure_topic(broker_url.removeprefix("kafka://"), TOPIC, partitions, 1))
