@@ -15,6 +15,7 @@ from faust.types import TP
 from midi_app import app, notes_topic, played_seqs, settings
 from outputs import PortError, SynthUnavailable, open_outputs
 from playback.player import Player
+from playback.resume import InOrderAcks
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,14 @@ async def play(records):
                         song_idle_timeout=settings.song_idle_timeout)
         active_players.append(player)
         try:
-            # The player acknowledges each record once it has been played, so the offset committed
-            # never passes a note not yet played, however long the playout buffer holds it.
+            # The player lets each record go once it has been played, and the records of a partition
+            # are acknowledged in the order read, so the offset committed never passes a note not yet
+            # played, however long the playout buffer holds it.
+            in_order = InOrderAcks()
             async for event in records.noack().events():
-                song_partitions.saw(event.key, event.message.tp)
-                player.handle(event.value, done=event.ack)
+                tp = event.message.tp
+                song_partitions.saw(event.key, tp)
+                player.handle(event.value, done=in_order.track(tp, event.ack))
                 if len(song_partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
                     song_partitions.keep_only(playing_songs(player))
         finally:

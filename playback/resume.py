@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Callable, MutableMapping
+from collections import deque
+from typing import Callable, Hashable, MutableMapping
 
 from models.midi_event import MidiEvent
 
@@ -43,13 +44,20 @@ class ResumePoints:
         seq = self.unsaved.get(song)
         return self.table.get(song) if seq is None else seq
 
-    def record_played(self, highest_seqs: dict[str, int], acknowledge: Callable[[], object]) -> None:
-        for song, seq in highest_seqs.items():
-            # A late copy of an older record must not move a song's resume point back.
-            saved = self.get(song)
-            if saved is None or seq > saved:
-                self.unsaved[song] = seq
+    def played(self, song: str, seq: int) -> None:
+        """Note ``seq`` of ``song`` as played (or dropped), to be saved within ``save_interval``."""
+        # A late copy of an older record must not move a song's resume point back.
+        saved = self.get(song)
+        if saved is None or seq > saved:
+            self.unsaved[song] = seq
+            self._save_soon()
+
+    def acknowledge_once_saved(self, acknowledge: Callable[[], object]) -> None:
+        """Call ``acknowledge`` once what was noted as played so far is saved."""
         self.unacknowledged.append(acknowledge)
+        self._save_soon()
+
+    def _save_soon(self) -> None:
         if self.save_due is not None:
             return
         try:
@@ -73,17 +81,20 @@ class ResumePoints:
 
 
 class RecordProgress:
-    """One record on its way through the player, until every event of it has been played or dropped."""
+    """One record on its way through the player, until every event of it has been played or dropped.
+
+    Each event's resume point is noted as it plays, not when the whole record is done: a record of a
+    burst holds seconds of a buffered song, and a worker killed in the middle of it must not play its
+    first part again. The record is acknowledged once all of it is done and saved."""
 
     def __init__(self, resume_points: ResumePoints, done: Callable[[], object]) -> None:
         self.resume_points = resume_points
         self.done = done
-        self.highest_seqs: dict[str, int] = {}
         # Scheduled events not yet played, plus one until the whole record has been handed over.
         self.unfinished = 1
 
     def handled(self, event: MidiEvent) -> None:
-        self.highest_seqs[event.song] = max(event.seq, self.highest_seqs.get(event.song, -1))
+        self.resume_points.played(event.song, event.seq)
 
     def wait_for(self) -> None:
         self.unfinished += 1
@@ -91,4 +102,29 @@ class RecordProgress:
     def finished_one(self) -> None:
         self.unfinished -= 1
         if not self.unfinished:
-            self.resume_points.record_played(self.highest_seqs, self.done)
+            self.resume_points.acknowledge_once_saved(self.done)
+
+
+class InOrderAcks:
+    """Acknowledges each partition's records in the order they were read: each one once it and every
+    record read before it from its partition are done.
+
+    Buffered songs finish their records out of order, and Faust commits up to the first record not
+    acknowledged, except at the head: with nothing committed yet, or with only the record at the
+    committed offset missing, it commits past that record, which a worker taking over then never reads.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: dict[Hashable, deque[list]] = {}
+
+    def track(self, partition: Hashable, acknowledge: Callable[[], object]) -> Callable[[], None]:
+        """The callback that says this record is done; ``acknowledge`` is called when its turn comes."""
+        waiting = self.waiting.setdefault(partition, deque())
+        entry = [acknowledge, False]
+        waiting.append(entry)
+
+        def done() -> None:
+            entry[1] = True
+            while waiting and waiting[0][1]:
+                waiting.popleft()[0]()
+        return done

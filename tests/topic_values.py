@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models.midi_event import encode_events
 from producer.publish import ensure_topic, kafka_producer
@@ -39,23 +39,41 @@ async def _produce(broker_url: str, values: list[bytes | None], key: bytes, part
             await (await producer.send(TOPIC, value, key=key, partition=partition))
 
 
-async def _events_on_topic(broker_url: str, quiet_for: float) -> list[tuple[str, int]]:
+async def _events_on_topic(broker_url: str, quiet_for: float) -> list[tuple[int, str, int]]:
     consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=broker_url.removeprefix("kafka://"),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
-    events: list[tuple[str, int]] = []
+    events: list[tuple[int, str, int]] = []
     try:
         while batches := await consumer.getmany(timeout_ms=round(quiet_for * 1000)):
             for records in batches.values():
-                events.extend((event["song"], event["seq"]) for record in records for event in json.loads(record.value))
+                events.extend((record.offset, event["song"], event["seq"])
+                              for record in records for event in json.loads(record.value))
     finally:
         await consumer.stop()
     return events
 
 
-def events_on_topic(broker_url: str, quiet_for: float = 2.0) -> list[tuple[str, int]]:
-    """(song, seq) of every event on the notes topic, copies included; read until ``quiet_for`` s bring nothing."""
+def events_on_topic(broker_url: str, quiet_for: float = 2.0) -> list[tuple[int, str, int]]:
+    """(offset of its record, song, seq) of every event on the notes topic, copies included; read
+    until ``quiet_for`` s bring nothing."""
     return asyncio.run(_events_on_topic(broker_url, quiet_for))
+
+
+async def _committed_offset(broker_url: str, group: str, partition: int) -> int | None:
+    # A consumer given the group but no subscription only asks the group's coordinator; it never joins.
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker_url.removeprefix("kafka://"), group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(TOPIC, partition))
+    finally:
+        await consumer.stop()
+
+
+def committed_offset(broker_url: str, group: str = "midi_app", partition: int = 0) -> int | None:
+    """The offset the worker group committed on the notes topic's ``partition``; None if none yet."""
+    return asyncio.run(_committed_offset(broker_url, group, partition))
 
 
 def produce_values(broker_url: str, values: list[bytes | None], *, key: bytes = b"song",

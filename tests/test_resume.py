@@ -1,0 +1,70 @@
+"""playback.resume: resume points saved as events play, records let go once done, and in read order."""
+from __future__ import annotations
+
+import asyncio
+
+from models.midi_event import MidiEvent
+from playback.resume import InOrderAcks, RecordProgress, ResumePoints
+
+
+def event(song: str, seq: int) -> MidiEvent:
+    return MidiEvent(song=song, seq=seq, score_time=0.0, message=[0x90, 60, 90], sent_at=0.0)
+
+
+def test_each_event_of_a_record_is_saved_as_it_plays_and_the_record_let_go_when_all_of_it_is():
+    table: dict[str, int] = {}
+    acknowledged: list[str] = []
+    record = RecordProgress(ResumePoints(table), done=lambda: acknowledged.append("record"))
+    record.wait_for()
+    record.wait_for()
+    record.finished_one()  # handed over whole, its two events waiting for their slots
+
+    record.handled(event("a", 0))
+    record.finished_one()
+    assert table == {"a": 0}, "a worker killed now would play seq 0 again"
+    assert acknowledged == []
+
+    record.handled(event("a", 1))
+    record.finished_one()
+    assert table == {"a": 1}
+    assert acknowledged == ["record"]
+
+
+def test_an_older_copy_does_not_move_a_resume_point_back():
+    table = {"a": 5}
+    points = ResumePoints(table)
+    points.played("a", 3)
+    assert points.get("a") == 5 and table == {"a": 5}
+
+
+async def test_records_are_let_go_only_after_their_events_are_saved():
+    table: dict[str, int] = {}
+    acknowledged: list[int] = []
+    points = ResumePoints(table, save_interval=0.05)
+    points.played("a", 0)  # the first save is due at once
+    await asyncio.sleep(0.01)
+    points.played("a", 1)
+    points.acknowledge_once_saved(lambda: acknowledged.append(1))
+    await asyncio.sleep(0.01)
+    assert (table, acknowledged) == ({"a": 0}, [])
+
+    await asyncio.sleep(0.06)
+    assert (table, acknowledged) == ({"a": 1}, [1])
+
+
+def test_a_partition_s_records_are_acknowledged_in_the_order_read_whatever_order_they_finish():
+    acknowledged: list[tuple[str, int]] = []
+    acks = InOrderAcks()
+
+    def track(partition: str, offset: int):
+        return acks.track(partition, lambda: acknowledged.append((partition, offset)))
+    first, second, third = (track("p0", offset) for offset in range(3))
+    other = track("p1", 0)
+
+    third()
+    second()
+    other()
+    assert acknowledged == [("p1", 0)], "p0's records must wait for its first one; p1 need not"
+    first()
+    assert acknowledged == [("p1", 0), ("p0", 0), ("p0", 1), ("p0", 2)]
+    assert all(not waiting for waiting in acks.waiting.values())
