@@ -9,6 +9,10 @@ A worker whose broker is not up yet crashed at start with a 40-line traceback; i
 Whenever the broker cannot be reached, at start or later, the worker says so through the app's
 ``broker_outage_log`` (see broker_log.py), which MidiWorker installs on Faust's own log handlers and
 the Kafka clients tell when the broker answers again.
+
+Faust clears its stream queues each time it resumes flow, even when flow was not suspended; after a
+rebalance it resumes twice, the second time after seeking the stream partitions, so records fetched
+in between were dropped and never read again (see KeepQueuedOnResume).
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ import faust
 from aiokafka.errors import KafkaConnectionError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from broker_log import BrokerOutageLog
 from producer.publish import describe
@@ -165,6 +171,22 @@ class MidiWorker(faust.Worker):
         self.app.broker_outage_log.install(logger.handlers)
 
 
+class KeepQueuedOnResume(FlowControlEvent):
+    """Faust's flow control of stream queues, except that resuming flow that is not suspended keeps
+    what the queues hold.
+
+    After a rebalance Faust's recovery resumes flow once to read the changelogs, then seeks the
+    stream partitions to their committed offsets and resumes flow again: that second resume emptied
+    the queues of records fetched since the seek, which nothing fetched again. A restarted worker
+    skipped the first record of its partition, and its next commit went past it. Resuming after a
+    real suspension (a rebalance starting) still clears them, as the partitions are sought again."""
+
+    def resume(self) -> None:
+        if self.is_active():
+            return
+        super().resume()
+
+
 class MidiFaustApp(faust.App):
     """A Faust app whose consumer waits at most ``fetch_wait_ms`` for new records, and whose worker
     reports an unreachable broker in a few lines."""
@@ -174,6 +196,10 @@ class MidiFaustApp(faust.App):
         super().__init__(*args, Worker=MidiWorker, **kwargs)
         brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
         self.broker_outage_log = BrokerOutageLog(brokers)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return KeepQueuedOnResume(loop=self.loop)
 
     def _new_transport(self) -> LowWaitTransport:
         return LowWaitTransport(self.conf.broker_consumer, self)

@@ -1,8 +1,11 @@
 """The worker's Kafka transport: nothing in how Faust drives aiokafka holds a note back."""
 from __future__ import annotations
 
+from mode.utils.queues import FlowControlQueue
+
 from processes import WorkerProcess, run_producer
 from tests.song_files import write_song
+from transport import KeepQueuedOnResume
 
 NOTES = 150
 SPACING = 0.01
@@ -26,3 +29,19 @@ def test_the_workers_own_table_writes_do_not_hold_up_the_notes(tmp_path, worker_
 
     assert (summary["events"], summary["lost"]) == (NOTES, 0)
     assert summary["latency_ms"]["max"] < LATENCY_BOUND_MS, f"a note was held back: {summary['latency_ms']}"
+
+
+async def test_resuming_flow_that_runs_keeps_what_the_stream_queues_hold():
+    # Faust resumes flow a second time after seeking its partitions; records queued since were
+    # dropped and never fetched again.
+    flow = KeepQueuedOnResume()
+    queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    flow.resume()
+    queue.put_nowait("record fetched after the seek")
+    flow.resume()
+    assert queue.qsize() == 1
+
+    # A rebalance suspends flow; resuming after it still empties the queues, as Faust then seeks again.
+    flow.suspend()
+    flow.resume()
+    assert queue.empty()
