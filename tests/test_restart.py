@@ -115,6 +115,7 @@ def test_a_buffered_record_still_waiting_at_the_kill_is_read_again_though_a_late
         produce_values(worker_env["BROKER_URL"], [end_record("a", 2, 4.0)], key=b"a")
         produce_values(worker_env["BROKER_URL"], [end_record("b", 1)], key=b"b")
         summaries = {summary["song"]: summary for summary in second.wait_for_summaries(2, timeout=30)}
+    print("first worker:", *first.lines, "second worker:", *second.lines, sep="\n")
 
     assert Counter(note_ons_played(recording)) == {tuple(a_first): 1, tuple(a_second): 1, tuple(b_only): 1}
     assert (summaries["a"]["events"], summaries["a"]["lost"]) == (1, 0)
