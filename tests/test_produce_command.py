@@ -8,53 +8,27 @@ import asyncio
 import json
 import os
 import re
-import time
 from pathlib import Path
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processes import run_producer
 from producer.publish import ensure_topic
 from tests.song_files import every_kind_timeline, write_song
+from tests.topic_values import records_on_topic
 
 TOPIC = "notes-under-test"
-READ_TIMEOUT = 30.0
-LARGE_FETCH_BYTES = 8 * 1024 * 1024
 
 
 def bootstrap(broker_url: str) -> str:
     return broker_url.split("://", 1)[1]
 
 
-async def read_topic_async(broker_url: str, topic: str) -> list[dict]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False, fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=LARGE_FETCH_BYTES, fetch_max_bytes=LARGE_FETCH_BYTES,
-    )
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():
-            return []
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        values: list[dict] = []
-        deadline = time.monotonic() + READ_TIMEOUT
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end offsets {ends}"
-            batches = await consumer.getmany(timeout_ms=500)
-            for record in (record for records in batches.values() for record in records):
-                value = json.loads(record.value)
-                values.extend(value if isinstance(value, list) else [value])
-        return values
-    finally:
-        await consumer.stop()
-
-
 def read_topic(broker_url: str, topic: str = TOPIC) -> list[dict]:
     """Every event on ``topic`` (a record holds one event or an array of them), up to the end offsets."""
-    return asyncio.run(read_topic_async(broker_url, topic))
+    events: list[dict] = []
+    for record in records_on_topic(broker_url, topic):
+        value = json.loads(record.value)
+        events.extend(value if isinstance(value, list) else [value])
+    return events
 
 
 def produce(broker_url: str, *args: str, env: dict[str, str] | None = None):

@@ -6,13 +6,16 @@ import json
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from models.midi_event import encode_events
 from producer.publish import ensure_topic, kafka_producer
 from tests.recording_backend import read_recording
 
 TOPIC = "midi"
+READ_TIMEOUT = 30.0
+# Room for the oversized records some tests publish on purpose.
+LARGE_FETCH_BYTES = 8 * 1024 * 1024
 
 
 def song_record(song: str, first_seq: int, timed_messages: list[tuple[float, list[int]]], end: bool = False) -> bytes:
@@ -39,25 +42,39 @@ async def _produce(broker_url: str, values: list[bytes | None], key: bytes, part
             await (await producer.send(TOPIC, value, key=key, partition=partition))
 
 
-async def _events_on_topic(broker_url: str, quiet_for: float) -> list[tuple[int, str, int]]:
-    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=broker_url.removeprefix("kafka://"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+async def _records_on_topic(broker_url: str, topic: str) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker_url.removeprefix("kafka://"), enable_auto_commit=False, fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=LARGE_FETCH_BYTES, fetch_max_bytes=LARGE_FETCH_BYTES,
+    )
     await consumer.start()
-    events: list[tuple[int, str, int]] = []
     try:
-        while batches := await consumer.getmany(timeout_ms=round(quiet_for * 1000)):
-            for records in batches.values():
-                events.extend((record.offset, event["song"], event["seq"])
-                              for record in records for event in json.loads(record.value))
+        if topic not in await consumer.topics():
+            return []
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + READ_TIMEOUT
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end offsets {ends}"
+            batches = await consumer.getmany(timeout_ms=500)
+            records.extend(record for batch in batches.values() for record in batch)
+        return records
     finally:
         await consumer.stop()
-    return events
 
 
-def events_on_topic(broker_url: str, quiet_for: float = 2.0) -> list[tuple[int, str, int]]:
-    """(offset of its record, song, seq) of every event on the notes topic, copies included; read
-    until ``quiet_for`` s bring nothing."""
-    return asyncio.run(_events_on_topic(broker_url, quiet_for))
+def records_on_topic(broker_url: str, topic: str = TOPIC) -> list[ConsumerRecord]:
+    """Every record on ``topic``, copies included, up to its end offsets as they are now."""
+    return asyncio.run(_records_on_topic(broker_url, topic))
+
+
+def events_on_topic(broker_url: str) -> list[tuple[int, str, int]]:
+    """(offset of its record, song, seq) of every event on the notes topic, copies included."""
+    return [(record.offset, event["song"], event["seq"])
+            for record in records_on_topic(broker_url) for event in json.loads(record.value)]
 
 
 async def _committed_offset(broker_url: str, group: str, partition: int) -> int | None:
