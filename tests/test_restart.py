@@ -32,15 +32,6 @@ def note_ons_played(recording) -> list[tuple[int, ...]]:
             if entry["bytes"][0] & 0xF0 == 0x90 and entry["bytes"][2] > 0]
 
 
-def wait_for_lines(path, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and sum(1 for _ in open(path)) >= count:
-            return
-        time.sleep(0.01)
-    raise TimeoutError(f"fewer than {count} messages played within {timeout:.0f} s")
-
-
 @pytest.mark.parametrize("playback", ["live", "buffered"])
 def test_a_worker_killed_mid_song_is_replaced_and_the_song_plays_on_exactly_once(
         tmp_path, worker_env, recording, playback):
@@ -59,7 +50,7 @@ def test_a_worker_killed_mid_song_is_replaced_and_the_song_plays_on_exactly_once
     with WorkerProcess(env) as first:
         assert first.ready_after < 15, f"worker took {first.ready_after:.1f} s to get ready"
         producing.start()
-        wait_for_lines(recording, EVENTS // 3, timeout=30)
+        wait_for_recording(recording, EVENTS // 3, timeout=30)
         first.signal(signal.SIGKILL)
         first.process.wait(10)
     played_before_kill = len(note_ons_played(recording))
