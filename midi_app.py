@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+from adjustments.fetch_wait import FetchWaits
 from settings import Settings, SettingsError
 from transport import MidiFaustApp
 
@@ -16,7 +17,8 @@ except SettingsError as exc:
 app = MidiFaustApp(
     "midi_app",
     broker=settings.broker_url,
-    fetch_wait_ms=settings.fetch_wait_ms,
+    fetch_waits=FetchWaits(live_ms=settings.fetch_wait_ms, idle_ms=settings.idle_fetch_wait_ms,
+                           catch_up_ms=settings.catch_up_fetch_wait_ms, idle_after=settings.idle_after),
     # A new worker group starts at the beginning of what the topic holds, so no song is missed.
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.session_timeout,

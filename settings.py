@@ -88,6 +88,13 @@ class Settings:
     # 5 ms gave up to 4.1 (bench/latency.py), for 9% of a core idle instead of 7%; 1 ms costs more
     # CPU than it saves on a 2-core machine. A Kafka broker answers as soon as data arrives anyway.
     fetch_wait_ms: int = 2
+    # The fetch wait while the consumer is behind the broker (a backlog, or a partition Tansu takes
+    # longer than fetch_wait_ms to read) and while nothing has arrived for idle_after seconds; see
+    # adjustments/fetch_wait.py. A worker idle that long then fetches ~10 times a second instead of
+    # ~400, and the first note after the pause waits up to idle_fetch_wait_ms on Tansu.
+    catch_up_fetch_wait_ms: int = 500
+    idle_fetch_wait_ms: int = 100
+    idle_after: float = 60.0
     # Faust's defaults (60 s session, 60 s rebalance) make the first rebalance take ~50 s.
     session_timeout: float = 10.0
     rebalance_timeout: float = 10.0
@@ -128,6 +135,9 @@ class Settings:
             output_port=env.get("MIDI_OUTPUT_PORT", "").strip() or None,
             virtual_port=_virtual_port(env),
             fetch_wait_ms=int(_number(env, "MIDI_FETCH_WAIT_MS", cls.fetch_wait_ms, int, 1)),
+            catch_up_fetch_wait_ms=int(_number(env, "MIDI_CATCH_UP_FETCH_WAIT_MS", cls.catch_up_fetch_wait_ms, int, 1)),
+            idle_fetch_wait_ms=int(_number(env, "MIDI_IDLE_FETCH_WAIT_MS", cls.idle_fetch_wait_ms, int, 1)),
+            idle_after=_number(env, "MIDI_IDLE_AFTER", cls.idle_after, float, 0),
             session_timeout=_number(env, "MIDI_SESSION_TIMEOUT", cls.session_timeout, float, 1),
             rebalance_timeout=_number(env, "MIDI_REBALANCE_TIMEOUT", cls.rebalance_timeout, float, 1),
             status_interval=_number(env, "MIDI_STATUS_INTERVAL", cls.status_interval, float, 0.1),

@@ -29,6 +29,7 @@ from faust.types import TP
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from adjustments.fetch_wait import AdaptiveFetchWait, FetchWaits
 from broker_log import BrokerOutageLog
 from producer.publish import describe
 
@@ -38,12 +39,32 @@ BROKER_RETRY_SECONDS = 2.0
 
 
 class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_wait = AdaptiveFetchWait(self.app.fetch_waits)
+        # Partitions paused in aiokafka itself (see LowWaitConsumer), which it therefore never fetches.
+        self.paused_in_aiokafka: set[TP] = set()
+
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka reads this when it builds its fetcher in start(), which has not happened yet.
-        consumer._fetch_max_wait_ms = self.app.fetch_wait_ms
+        # aiokafka reads this when it builds its fetcher in start(); from then on fetch_wait sets it.
+        consumer._fetch_max_wait_ms = self.app.fetch_waits.live_ms
         tell_when_reachable(consumer._client, self.app.broker_outage_log)
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.fetch_wait.install(self._consumer._fetcher)
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        # Faust's liveness check logs an ERROR every few seconds, from five minutes after start, for
+        # a partition aiokafka has not fetched: the changelog partitions this app pauses in aiokafka.
+        if tp not in self.paused_in_aiokafka:
+            super().verify_event_path(now, tp)
+
+    def verify_recovery_event_path(self, now: float, tp: TP) -> None:
+        if tp not in self.paused_in_aiokafka:
+            super().verify_recovery_event_path(now, tp)
 
     async def on_thread_stop(self) -> None:
         try:
@@ -78,6 +99,7 @@ class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             return
         # A partition the group has taken away since the caller looked cannot be paused or resumed.
         assigned = consumer.assignment()
+        self.paused_in_aiokafka = (self.paused_in_aiokafka | paused) - resumed
         consumer.pause(*(TopicPartition(tp.topic, tp.partition) for tp in paused if tp in assigned))
         consumer.resume(*(TopicPartition(tp.topic, tp.partition) for tp in resumed if tp in assigned))
 
@@ -188,11 +210,11 @@ class KeepQueuedOnResume(FlowControlEvent):
 
 
 class MidiFaustApp(faust.App):
-    """A Faust app whose consumer waits at most ``fetch_wait_ms`` for new records, and whose worker
+    """A Faust app whose consumer's fetch wait follows ``fetch_waits`` (adjustments.fetch_wait), and whose worker
     reports an unreachable broker in a few lines."""
 
-    def __init__(self, *args, fetch_wait_ms: int, **kwargs) -> None:
-        self.fetch_wait_ms = fetch_wait_ms
+    def __init__(self, *args, fetch_waits: FetchWaits, **kwargs) -> None:
+        self.fetch_waits = fetch_waits
         super().__init__(*args, Worker=MidiWorker, **kwargs)
         brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
         self.broker_outage_log = BrokerOutageLog(brokers)

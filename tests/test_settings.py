@@ -15,6 +15,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert settings.outputs == ("port",)
     assert (settings.output_port, settings.virtual_port) == (None, None)
     assert settings.fetch_wait_ms == 2
+    assert (settings.catch_up_fetch_wait_ms, settings.idle_fetch_wait_ms, settings.idle_after) == (500, 100, 60.0)
     assert (settings.session_timeout, settings.rebalance_timeout, settings.status_interval) == (10.0, 10.0, 5.0)
     assert (settings.playback, settings.playout_delay, settings.max_lateness) == ("live", 0.2, None)
     assert (settings.max_record_bytes, settings.song_idle_timeout) == (1024 * 1024, 30.0)
@@ -43,6 +44,9 @@ def test_blank_values_count_as_unset():
     ("MIDI_VIRTUAL_PORT", "0", "virtual_port", None),
     ("MIDI_VIRTUAL_PORT", "kafka notes", "virtual_port", "kafka notes"),
     ("MIDI_FETCH_WAIT_MS", "1", "fetch_wait_ms", 1),
+    ("MIDI_CATCH_UP_FETCH_WAIT_MS", "250", "catch_up_fetch_wait_ms", 250),
+    ("MIDI_IDLE_FETCH_WAIT_MS", "50", "idle_fetch_wait_ms", 50),
+    ("MIDI_IDLE_AFTER", "5", "idle_after", 5.0),
     ("MIDI_SESSION_TIMEOUT", "30", "session_timeout", 30.0),
     ("MIDI_REBALANCE_TIMEOUT", "2.5", "rebalance_timeout", 2.5),
     ("MIDI_STATUS_INTERVAL", "0.1", "status_interval", 0.1),
