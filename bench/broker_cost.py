@@ -7,14 +7,15 @@ one partition of a "held" topic, it measures with plain aiokafka clients:
   fetch_max_wait_ms = 2, 10, 100) in (a) the same partition, (b) another partition of that topic,
   (c) another topic; p50/p99 and how many never arrived within ``--timeout``;
 * the produce round trip (acks=all) into that partition;
-* the broker's CPU% (from /proc/PID/stat) while the consumer idles with a 2 ms wait, and its RSS.
+* the broker's CPU% (from /proc/PID/stat) while the consumer idles (at the shortest wait) and while
+  the records are timed (busy), and its RSS.
 
-Then it tries what could free the broker: topic retention (retention.ms / retention.bytes),
-DeleteRecords, and deleting the topic, and measures again after each.
+With --backlog it also times reading the held partition from offset 0 per fetch wait. Then it tries what
+could free the broker: topic retention (retention.ms / retention.bytes), DeleteRecords, deleting the topic.
 
     .venv/bin/python bench/broker_cost.py --smoke          # a few seconds
     .venv/bin/python bench/broker_cost.py                  # held 0, 2k, 10k, 40k x 1 KB; 10k x 8 KB
-    .venv/bin/python bench/broker_cost.py --held 0,10000 --waits 2,100 --skip-freeing
+    .venv/bin/python bench/broker_cost.py --held 0,10000 --waits 2,100 --skip-freeing --backlog
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ async def fill(bootstrap: str, tp: TopicPartition, count: int, size: int, produc
 
 async def probe(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, wait_ms: int, samples: int,
                 timeout: float, idle_seconds: float) -> dict:
-    """Idle CPU with a caught-up consumer, then ``samples`` records produced one at a time."""
+    """Broker CPU% with a caught-up consumer idle, then ``samples`` records produced one at a time (busy CPU%)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms, enable_auto_commit=False,
                                 group_id=None, request_timeout_ms=30000)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
@@ -107,7 +108,8 @@ async def probe(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, wait_
         await asyncio.sleep(0.3)
         cpu, wall = broker.cpu_seconds(), time.perf_counter()
         await asyncio.sleep(idle_seconds)
-        idle_cpu = 100 * (broker.cpu_seconds() - cpu) / (time.perf_counter() - wall)
+        idle_cpu = 100 * (broker.cpu_seconds() - cpu) / (time.perf_counter() - wall) if idle_seconds else None
+        cpu, wall = broker.cpu_seconds(), time.perf_counter()
         latencies, acks, lost = [], [], 0
         for i in range(samples):
             await asyncio.sleep(0.005 + (i % 7) * 0.003)  # land at different points of the fetch wait
@@ -123,8 +125,8 @@ async def probe(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, wait_
                 if lost >= 3:
                     break
         reader.cancel()
-        return {"latency": percentiles(latencies), "produce": percentiles(acks), "lost": lost,
-                "idle_cpu": idle_cpu}
+        return {"latency": percentiles(latencies), "produce": percentiles(acks), "lost": lost, "idle_cpu": idle_cpu,
+                "busy_cpu": 100 * (broker.cpu_seconds() - cpu) / (time.perf_counter() - wall)}
     finally:
         await producer.stop()
         await consumer.stop()
@@ -132,19 +134,20 @@ async def probe(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, wait_
 
 def row(label: str, place: str, wait_ms: int, result: dict, rss: float) -> str:
     latency, produce = result["latency"] or {"p50": float("nan"), "p99": float("nan")}, result["produce"]
+    idle = "-" if result["idle_cpu"] is None else f"{result['idle_cpu']:.1f}"
     return (f"{label:<18} {place:<18} {wait_ms:>5} {latency['p50']:>9.1f} {latency['p99']:>9.1f} {result['lost']:>5}"
-            f" {produce['p50']:>8.2f} {produce['p99']:>8.2f} {result['idle_cpu']:>7.1f} {rss:>7.0f}")
+            f" {produce['p50']:>8.2f} {produce['p99']:>8.2f} {idle:>7} {result['busy_cpu']:>7.1f} {rss:>7.0f}")
 
 
 HEADER = (f"{'held':<18} {'where':<18} {'wait':>5} {'lat p50':>9} {'lat p99':>9} {'lost':>5} {'prod p50':>8} "
-          f"{'prod p99':>8} {'idleCPU':>7} {'RSS MB':>7}")
+          f"{'prod p99':>8} {'idleCPU':>7} {'busyCPU':>7} {'RSS MB':>7}")
 
 
 async def measure(bootstrap: str, broker: BrokerProcess, label: str, places: dict, args) -> None:
     for place, tp in places.items():
         for wait_ms in args.waits:
             result = await probe(bootstrap, broker, tp, wait_ms, args.samples, args.timeout,
-                                 args.idle if wait_ms == min(args.waits) else 0.2)
+                                 args.idle if wait_ms == min(args.waits) else 0)
             print(row(label, place, wait_ms, result, broker.rss_mb()), flush=True)
 
 
@@ -179,6 +182,27 @@ async def try_freeing(bootstrap: str, broker: BrokerProcess, admin: AIOKafkaAdmi
     await measure(bootstrap, broker, "0 (recreated)", {"a same partition": PLACES["a same partition"]}, args)
 
 
+async def read_backlog(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, args) -> None:
+    """Question 4: read the partition from offset 0 to its end, per fetch wait and fetch size (capped at 20 s)."""
+    count = 0
+    for wait_ms, options in [(w, {}) for w in args.waits] + [(500, {"fetch_max_bytes": 1 << 20})]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    fetch_max_wait_ms=wait_ms, **options)
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        if not count:
+            count = (await consumer.end_offsets([tp]))[tp]
+            print(f"\n-- backlog of {count} records read from offset 0")
+        started, cpu, read = time.perf_counter(), broker.cpu_seconds(), 0
+        while read < count and time.perf_counter() - started < 20:
+            read += sum(map(len, (await consumer.getmany(tp, timeout_ms=500, max_records=100000)).values()))
+        elapsed = time.perf_counter() - started
+        await consumer.stop()
+        print(f"wait {wait_ms:>4} ms {options or ''}: {read}/{count} in {elapsed:.2f} s = {read / elapsed:,.0f}/s,"
+              f" broker CPU {100 * (broker.cpu_seconds() - cpu) / elapsed:.0f}%", flush=True)
+
+
 async def run(broker_url: str, args) -> None:
     bootstrap = broker_url.split("://", 1)[1]
     broker = BrokerProcess(bootstrap.rsplit(":", 1)[1])
@@ -194,6 +218,8 @@ async def run(broker_url: str, args) -> None:
             held = target
             print(f"   (filled to {held} x {args.size} B in {time.perf_counter() - started:.1f} s)", flush=True)
             await measure(bootstrap, broker, f"{held} x {args.size // 1024} KB", PLACES, args)
+        if args.backlog:
+            await read_backlog(bootstrap, broker, PLACES["a same partition"], args)
         if args.big:
             await fill(bootstrap, TopicPartition("held8k", 0), args.big, 8192)
             await measure(bootstrap, broker, f"{args.big} x 8 KB", {"a same partition": TopicPartition("held8k", 0)},
@@ -214,6 +240,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40, help="records timed per row")
     parser.add_argument("--timeout", type=float, default=1.0, help="s after which a record counts as lost")
     parser.add_argument("--idle", type=float, default=2.0, help="s of idle CPU measured (at the shortest wait)")
+    parser.add_argument("--backlog", action="store_true", help="also time reading the held records from offset 0")
     parser.add_argument("--skip-freeing", action="store_true", help="skip retention, DeleteRecords, topic deletion")
     args = parser.parse_args()
     if args.smoke:
