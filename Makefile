@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench system-deps real-songs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/latency.py
+
+# Real MIDI files by others for the benchmarks (bench/real_songs.py lists them and picks a set). Kept out of
+# system-deps: installed, simutrans-data is 8 MB and python3-pyo 20 MB with its audio libraries (for one
+# piano piece), planetblupi-music-midi 1.4 MB, playmidi 0.3 MB; music21's wheel is 20 MB.
+REAL_SONG_PACKAGES := openttd-openmsx simutrans-data planetblupi-music-midi playmidi python3-pyo
+real-songs: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(REAL_SONG_PACKAGES) >/dev/null; \
+	else echo "real songs need: sudo apt-get install $(REAL_SONG_PACKAGES)"; exit 1; fi
+	$(BIN)/pip install --quiet --no-deps -r requirements-bench.txt
+	$(BIN)/python bench/real_songs.py --pick
 
 clean:
 	rm -rf $(VENV)
