@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError
 
@@ -128,6 +128,26 @@ def padding(size: int) -> str:
     return secrets.token_hex((size + 1) // 2)[:size] if size else ""
 
 
+async def warm_up(producer: AIOKafkaProducer, topic: str) -> None:
+    """Fetch what a first send would wait for: the topic's metadata and a connection to each of its
+    partitions' leaders, so that no broker round trip lands inside a song's clock.
+
+    aiokafka's send() waits for the topic's metadata the first time (a round trip), and its sender
+    connects to a partition's leader only when it has the first batch for it: the bootstrap
+    connection is closed once the cluster is known. Either way the first record of a song went out
+    after its ``sent_at`` stamp and its deadline (a worker saw the first chord of each song 4.5-5.5 ms
+    late). Measured on the embedded broker as produce-midi starts (topic created, then the producer),
+    the first record's send-to-acknowledgement took 2.1 ms, the rest 1.1 ms; warmed, 0.8 ms.
+    ``client.ready`` and ``cluster.leader_for_partition`` are public methods of aiokafka's client
+    (0.14), which its producer uses itself; once warm, both are dictionary lookups.
+    """
+    client = producer.client
+    for partition in sorted(await producer.partitions_for(topic)):
+        leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+        if leader is not None and leader >= 0:
+            await client.ready(leader)
+
+
 def due_events(events, start: int, now_score: float, max_events: int) -> int:
     """Index past the events from ``start`` that are due by score time ``now_score``, at most ``max_events``."""
     end = start + 1
@@ -169,6 +189,7 @@ async def publish_song(
                 raise DeliveryFailed(f"{song_id}: {seqs} not acknowledged ({describe(delivery.exception())})")
 
     events = song.events
+    await warm_up(producer, topic)
     started = time.perf_counter()
     next_progress = started + PROGRESS_INTERVAL
     max_lag = 0.0
