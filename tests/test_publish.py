@@ -1,7 +1,8 @@
 """producer/publish.py against the embedded broker: keys, numbering, the end event, pacing, padding,
-and what happens before a song's clock starts."""
+what happens before a song's clock starts, and stopping a song early."""
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
@@ -153,3 +154,55 @@ async def test_no_connection_or_metadata_request_lands_inside_a_songs_clock(brok
     assert max(during_song) < first_sent_at, "a connection was opened after the song's first record was stamped"
     if not topic_known_at_start:
         assert metadata_asked_at and max(metadata_asked_at) < first_sent_at
+
+
+async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_events_sent(broker_url):
+    # 100 events 10 ms apart: stopped after about 0.3 s, some 30 of them were sent.
+    song = song_of([index * 0.010 for index in range(100)])
+    bootstrap = broker_url.removeprefix("kafka://")
+    song_id = new_song_id()
+    stop = asyncio.Event()
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        report = await publish_song(producer, TOPIC, song, song_id, stop=stop)
+    _, events = await read_song_back(broker_url, song_id)
+
+    *played, end = events
+    assert 10 < report.events < 90 and report.stopped_early
+    assert report.wall_time < 0.45
+    assert [event["seq"] for event in played] == list(range(report.events))
+    assert (end["seq"], end["end"], end["message"]) == (report.events, True, [])
+    assert end["score_time"] == played[-1]["score_time"]
+    assert f"{report.events} of 100 events sent" in report.line() and report.line().endswith(", stopped early")
+
+
+async def test_a_stop_during_a_long_silence_is_not_held_back_by_it(broker_url):
+    song = song_of([0.0, 0.0, 30.0, 30.0])
+    bootstrap = broker_url.removeprefix("kafka://")
+    song_id = new_song_id()
+    stop = asyncio.Event()
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        asyncio.get_running_loop().call_later(0.2, stop.set)
+        report = await publish_song(producer, TOPIC, song, song_id, stop=stop)
+    _, events = await read_song_back(broker_url, song_id)
+
+    assert report.wall_time < 0.5
+    assert [(event["seq"], event["end"]) for event in events] == [(0, False), (1, False), (2, True)]
+
+
+async def test_a_song_stopped_before_its_first_event_sends_nothing(broker_url):
+    bootstrap = broker_url.removeprefix("kafka://")
+    stopped_id, next_id = new_song_id(), new_song_id()
+    stop = asyncio.Event()
+    stop.set()
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        report = await publish_song(producer, TOPIC, song_of([0.0, 0.01]), stopped_id, stop=stop)
+        await publish_song(producer, TOPIC, song_of([0.0, 0.01]), next_id)
+
+    assert report.events == 0
+    # read_song_back asserts that every event up to the next song's end is the next song's.
+    _, events = await read_song_back(broker_url, next_id)
+    assert len(events) == 3
