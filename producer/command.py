@@ -5,7 +5,7 @@ import asyncio
 import logging
 import math
 import sys
-import uuid
+from functools import partial
 from pathlib import Path
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -16,9 +16,10 @@ import midi_app
 from broker_log import BrokerLogFilter, broker_log_filtered
 from midi_app import app, settings
 from models.midi_event import encode_events
-from producer.publish import (DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, describe, ensure_topic, kafka_producer,
-                              padding, publish_song)
-from producer.songs import SongError, find_midi_files, read_song
+from producer.passes import Passes, new_song_id, publish_passes
+from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, describe, ensure_topic, kafka_producer, padding
+from producer.songs import find_midi_files, read_song
+from producer.stopping import StopRequest
 
 # aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
 # producer's limit is the one that binds: Tansu accepted single records of 100 MiB when measured.
@@ -45,18 +46,27 @@ class StandaloneCommand(AppCommand):
         try:
             code = asyncio.run(self.run(*self.args, *args, **{**self.kwargs, **kwargs}))
         except KeyboardInterrupt:
+            # Ctrl-C before publishing starts, or a second one after it (the first ends the song in
+            # progress properly: producer/stopping.py).
             say("interrupted")
             code = 130
         raise SystemExit(code)
 
 
 async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed_ratio: float, record_size: int,
-                  broker_log: BrokerLogFilter) -> int:
-    """Publish every song found in ``paths``; returns the exit code (1 if any path was rejected).
+                  passes: str = "1", broker_log: BrokerLogFilter) -> int:
+    """Publish every song found in ``paths``, ``passes`` times over; returns the exit code.
 
     Each file is read and checked whole before any of its events is sent, so a rejected file
-    publishes nothing; the other files still play.
+    publishes nothing; the other files still play, and the code is 1. A SIGINT or SIGTERM while
+    publishing ends the song in progress with its end event, then the run: its code is 0 for
+    ``--passes forever`` (1 if a file was rejected), else 128 + the signal, as an interrupted command's.
     """
+    try:
+        planned = Passes.parse(passes)
+    except ValueError as exc:
+        say(f"refused: {exc}")
+        return 2
     files, problems = find_midi_files(paths)
     for problem in problems:
         say(f"rejected: {problem}")
@@ -67,35 +77,23 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
     if option_problem:
         say(f"refused: {option_problem}")
         return 2
-    rejected = len(problems)
+    read = partial(read_song, max_file_bytes=settings.max_file_bytes, max_song_seconds=settings.max_song_seconds,
+                   max_song_events=settings.max_song_events)
+    stop = StopRequest()
     await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas,
                        timeout=settings.producer_timeout)
     async with kafka_producer(bootstrap_servers, timeout=settings.producer_timeout,
                               max_request_size=MAX_REQUEST_BYTES) as producer:
         broker_log.publishing = True
-        for path in files:
-            try:
-                song = read_song(
-                    path,
-                    max_file_bytes=settings.max_file_bytes,
-                    max_song_seconds=settings.max_song_seconds,
-                    max_song_events=settings.max_song_events,
-                )
-            except SongError as exc:
-                say(f"rejected: {exc}")
-                rejected += 1
-                continue
-            song_id = new_song_id(path)
-            say(f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s")
-            report = await publish_song(
-                producer, topic, song, song_id, speed_ratio=speed_ratio, record_size=record_size, progress=say,
-            )
-            say(f"done {report.line()}")
-    return 1 if rejected else 0
-
-
-def new_song_id(path: Path) -> str:
-    return f"{path.name}@{uuid.uuid4().hex[:8]}"
+        # Until here a signal interrupts at once, as it always did: nothing has been sent.
+        with stop.handling_signals():
+            run = await publish_passes(producer, topic, files, planned, stop, read=read, tell=say,
+                                       speed_ratio=speed_ratio, record_size=record_size)
+    if stop.requested and not run.complete:
+        say(run.stopped_line(stop))
+        if planned.count is not None:
+            return stop.exit_code
+    return 1 if problems or run.rejected else 0
 
 
 def largest_record_bytes(path: Path, *, speed_ratio: float, record_size: int) -> int:
@@ -139,10 +137,15 @@ def check_options(files: list[Path], *, speed_ratio: float, record_size: int) ->
            help="pad every record with this many random bytes"),
     option("-s", "--speed-ratio", type=float, default=1.0, show_default=True,
            help="1.1 plays 10%% slower, 0.9 faster, 0 as fast as possible"),
+    # Not --loop: Faust takes any argument starting with --loop, anywhere on the command line, as the
+    # name of its event loop implementation, and fails to import it.
+    option("--passes", default="1", show_default=True, metavar="N|forever",
+           help="play the files N times over, or until stopped (SIGINT, SIGTERM), each pass a new song"),
     argument("paths", nargs=-1),
     base=StandaloneCommand,
 )
-async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_size, speed_ratio, paths) -> int:
+async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_size, speed_ratio, passes,
+                       paths) -> int:
     """Publish MIDI files (files, folders or globs) to the notes topic, keeping the score's timing."""
     servers = bootstrap_servers or settings.bootstrap_servers
     with broker_log_filtered(settings.producer_timeout) as broker_log:
@@ -153,6 +156,7 @@ async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_
                 notes_topic or settings.topic,
                 speed_ratio=speed_ratio,
                 record_size=record_size,
+                passes=passes,
                 broker_log=broker_log,
             )
         except KafkaConnectionError:

@@ -7,10 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import re
+import signal
+import subprocess
+import threading
+import time
+from collections import defaultdict
 from pathlib import Path
 
-from processes import run_producer
+import pytest
+
+from playback.stats import SongStats
+from processes import HERE, faust_command, run_producer, stop_process
 from producer.publish import ensure_topic
 from tests.song_files import every_kind_timeline, write_song
 from tests.topic_values import records_on_topic
@@ -96,11 +105,12 @@ def test_every_kind_of_bad_path_gets_one_line_and_the_good_song_still_plays(tmp_
     assert_exactly_the_song(read_topic(broker_url), "good.mid", score)
 
 
-def test_only_bad_files_publish_nothing_and_exit_non_zero(tmp_path, broker_url):
+@pytest.mark.parametrize("passes", ["1", "forever"])
+def test_only_bad_files_publish_nothing_and_exit_non_zero(tmp_path, broker_url, passes):
     broken = tmp_path / "broken.mid"
     broken.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x00\x00\x00")  # 0 tracks at 0 ticks per beat
 
-    result = produce(broker_url, str(broken))
+    result = produce(broker_url, "--passes", passes, str(broken))  # forever: ends, rather than spin on nothing
 
     assert result.returncode == 1, result.stderr
     assert lines_starting(result.stderr, "rejected:") == [f"rejected: {broken}: time division of 0 ticks per beat"]
@@ -136,9 +146,132 @@ def test_impossible_options_are_refused_before_anything_is_sent(tmp_path, broker
 
     for option, value, reason in (("-s", "-1", "--speed-ratio -1.0: must be 0"),
                                   ("-s", "nan", "--speed-ratio nan: must be 0"),
-                                  ("--record-size", "-5", "--record-size -5: must be 0 or more")):
+                                  ("--record-size", "-5", "--record-size -5: must be 0 or more"),
+                                  ("--passes", "0", "--passes 0: must be a whole number, 1 or more, or forever"),
+                                  ("--passes", "-3", "--passes -3: must be a whole number"),
+                                  ("--passes", "2.5", "--passes 2.5: must be a whole number")):
         result = produce(broker_url, option, value, str(song))
         assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
         [line] = lines_starting(result.stderr, "refused:")
         assert line.startswith(f"refused: {reason}")
     assert read_topic(broker_url) == []
+
+
+def events_by_song(broker_url: str) -> dict[str, list[dict]]:
+    """The topic's events grouped by song id, in topic order."""
+    songs: dict[str, list[dict]] = defaultdict(list)
+    for event in read_topic(broker_url):
+        songs[event["song"]].append(event)
+    return dict(songs)
+
+
+def test_passes_publish_every_good_file_that_many_times_each_a_song_of_its_own(tmp_path, broker_url):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    score = small_song(folder / "good.mid")
+    broken = folder / "broken.mid"
+    small_song(broken)
+    broken.write_bytes(broken.read_bytes()[:-40])
+
+    result = produce(broker_url, "--passes", "3", str(folder))
+
+    assert result.returncode == 1, result.stderr
+    # Rejected once, not once per pass.
+    assert lines_starting(result.stderr, "rejected:") == [
+        f"rejected: {broken}: truncated: the file ends inside a chunk or a message"
+    ]
+    playing = lines_starting(result.stderr, "playing ")
+    done = lines_starting(result.stderr, "done good.mid@")
+    assert [line.rsplit(" ", 2)[-2:] for line in playing] == [["(pass", f"{number}/3)"] for number in (1, 2, 3)]
+    assert [line.endswith(f"(pass {number}/3)") for number, line in enumerate(done, 1)] == [True] * 3
+    songs = events_by_song(broker_url)
+    assert len(songs) == 3
+    assert {song_id for song_id in songs} == {line.split()[1].rstrip(":") for line in done}
+    for events in songs.values():
+        assert_exactly_the_song(events, "good.mid", score)
+
+
+class ProducerProcess:
+    """produce-midi running in a child process, its stderr lines kept for reading while it runs."""
+
+    def __init__(self, broker_url: str, *args: str) -> None:
+        self.process = subprocess.Popen(faust_command("produce-midi", "-t", TOPIC, *args), cwd=HERE,
+                                        env={**os.environ, "BROKER_URL": broker_url}, text=True,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.lines: list[str] = []
+        self._unread: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            self._unread.put(line)
+        self._unread.put(None)
+
+    def wait_for_line(self, prefix: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._unread.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if line.startswith(prefix):
+                return line.rstrip("\n")
+        raise AssertionError(f"no line starting {prefix!r}; produce-midi said:\n" + "\n".join(self.lines))
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=1.0, signum=signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum, passes, exit_code", [
+    pytest.param(signal.SIGTERM, "forever", 0, id="SIGTERM-forever"),  # how a standing canary ends: no failure
+    pytest.param(signal.SIGINT, "5", 130, id="SIGINT-5-passes"),  # Ctrl-C before they were done: interrupted
+])
+def test_a_stop_ends_the_song_being_published_with_an_end_event_counting_what_was_sent(
+        tmp_path, broker_url, signum, passes, exit_code):
+    song = tmp_path / "song.mid"
+    score = write_song(song, every_kind_timeline(seconds=1.0, spacing=0.01))  # 1 s at -s 1
+    producer = ProducerProcess(broker_url, "--passes", passes, "-s", "1", str(song))
+    try:
+        producer.wait_for_line("playing ")
+        producer.wait_for_line("playing ")  # the second pass, as a canary's stop would find it
+        time.sleep(0.4)
+        signalled = time.monotonic()
+        producer.process.send_signal(signum)
+        producer.process.wait(timeout=5)
+        took = time.monotonic() - signalled
+    finally:
+        producer.stop()
+    stderr = "\n".join(producer.lines)
+
+    assert producer.process.returncode == exit_code, stderr
+    assert took < 1.5, f"took {took:.2f} s to stop"
+    assert "Traceback" not in stderr
+    [cut_short] = lines_starting(stderr, "done song.mid@")[1:]
+    cut_id = cut_short.split()[1].rstrip(":")
+    sent = int(re.search(r": (\d+) of 103 events sent in", cut_short).group(1))
+    pass_name = "pass 2" if passes == "forever" else "pass 2/5"
+    assert lines_starting(stderr, "stopped ") == [
+        f"stopped by {signal.Signals(signum).name} in {pass_name}: 2 songs published, 1 whole pass; "
+        f"the last, {cut_id}, ended early after {sent} of its {len(score)} events"
+    ]
+
+    songs = events_by_song(broker_url)
+    assert len(songs) == 2
+    cut = songs.pop(cut_id)
+    [whole] = songs.values()
+    assert_exactly_the_song(whole, "song.mid", score)
+    *played, end = cut
+    assert 0 < sent < len(score)
+    assert [event["seq"] for event in played] == list(range(sent))
+    assert [event["message"] for event in played] == [data for _, data in score[:sent]]
+    assert end["end"] and end["seq"] == sent and end["score_time"] == played[-1]["score_time"]
+    # As the worker counts it: the end event's seq is the song's count, so nothing is lost.
+    stats = SongStats(cut_id)
+    for event in played:
+        stats.arrive(event["seq"])
+    stats.expected = end["seq"]
+    assert (stats.summary()["expected"], stats.summary()["lost"]) == (sent, 0)

@@ -1,12 +1,16 @@
-"""producer/publish.py against the embedded broker: keys, numbering, the end event, pacing and padding."""
+"""producer/publish.py against the embedded broker: keys, numbering, the end event, pacing, padding,
+what happens before a song's clock starts, and stopping a song early."""
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
 import uuid
 from pathlib import Path
 
+import aiokafka.client
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from producer.publish import ensure_topic, kafka_producer, publish_song
@@ -22,14 +26,24 @@ def song_of(times: list[float]) -> Song:
     return Song(Path("test.mid"), events)
 
 
+def new_song_id() -> str:
+    return f"test.mid@{uuid.uuid4().hex[:8]}"
+
+
 async def publish_and_read(broker_url: str, song: Song, **options) -> tuple[list, list[dict]]:
     """Publish ``song``; returns the consumed records (key, value) and every event in them, in order."""
     bootstrap = broker_url.removeprefix("kafka://")
-    song_id = f"test.mid@{uuid.uuid4().hex[:8]}"
+    song_id = new_song_id()
     await ensure_topic(bootstrap, TOPIC, 1, 1)
     async with kafka_producer(bootstrap) as producer:
         report = await publish_song(producer, TOPIC, song, song_id, **options)
     assert report.song_id == song_id and report.events == len(song.events)
+    return await read_song_back(broker_url, song_id)
+
+
+async def read_song_back(broker_url: str, song_id: str) -> tuple[list, list[dict]]:
+    """The records on the topic up to ``song_id``'s end event, and their events; every one must be of that song."""
+    bootstrap = broker_url.removeprefix("kafka://")
     # Tansu answers a fetch only when its wait expires, so a short wait keeps the test quick.
     consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=10)
     await consumer.start()
@@ -98,3 +112,97 @@ async def test_record_size_pads_the_first_event_of_each_record_to_that_length(br
         assert len(first["padding"]) == 1001
         assert all(event["padding"] == "" for event in rest)
     assert len({json.loads(record.value)[0]["padding"] for record in records}) == len(records), "padding repeats"
+
+
+@pytest.mark.parametrize("topic_known_at_start", [True, False], ids=["topic-created-first", "topic-created-later"])
+async def test_no_connection_or_metadata_request_lands_inside_a_songs_clock(broker_url, monkeypatch,
+                                                                          topic_known_at_start):
+    # produce-midi creates the topic, then starts the producer: the metadata came with the bootstrap,
+    # whose connection aiokafka then closed, so the first batch would connect to the leader after
+    # the first record was stamped. A topic the producer does not know yet costs a metadata request too.
+    bootstrap = broker_url.removeprefix("kafka://")
+    connected_at: list[float] = []
+    create_conn = aiokafka.client.create_conn
+
+    async def timed_create_conn(*args, **kwargs):
+        connected_at.append(time.time())
+        return await create_conn(*args, **kwargs)
+
+    monkeypatch.setattr(aiokafka.client, "create_conn", timed_create_conn)
+    song_id = new_song_id()
+    if topic_known_at_start:
+        await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        if not topic_known_at_start:
+            await ensure_topic(bootstrap, TOPIC, 1, 1)
+        metadata_asked_at: list[float] = []
+        force_metadata_update = producer.client.force_metadata_update
+
+        def timed_force_metadata_update():
+            metadata_asked_at.append(time.time())
+            return force_metadata_update()
+
+        monkeypatch.setattr(producer.client, "force_metadata_update", timed_force_metadata_update)
+        publishing_from = time.time()
+        await publish_song(producer, TOPIC, song_of([0.0, 0.01, 0.02]), song_id)
+        published_at = time.time()
+    _, events = await read_song_back(broker_url, song_id)
+
+    first_sent_at = events[0]["sent_at"]
+    during_song = [at for at in connected_at if publishing_from < at < published_at]
+    assert during_song, "publishing opened no connection: the test no longer sees the first-time cost"
+    assert max(during_song) < first_sent_at, "a connection was opened after the song's first record was stamped"
+    if not topic_known_at_start:
+        assert metadata_asked_at and max(metadata_asked_at) < first_sent_at
+
+
+async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_events_sent(broker_url):
+    # 100 events 10 ms apart: stopped after about 0.3 s, some 30 of them were sent.
+    song = song_of([index * 0.010 for index in range(100)])
+    bootstrap = broker_url.removeprefix("kafka://")
+    song_id = new_song_id()
+    stop = asyncio.Event()
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        report = await publish_song(producer, TOPIC, song, song_id, stop=stop)
+    _, events = await read_song_back(broker_url, song_id)
+
+    *played, end = events
+    assert 10 < report.events < 90 and report.stopped_early
+    assert report.wall_time < 0.45
+    assert [event["seq"] for event in played] == list(range(report.events))
+    assert (end["seq"], end["end"], end["message"]) == (report.events, True, [])
+    assert end["score_time"] == played[-1]["score_time"]
+    assert f"{report.events} of 100 events sent" in report.line() and report.line().endswith(", stopped early")
+
+
+async def test_a_stop_during_a_long_silence_is_not_held_back_by_it(broker_url):
+    song = song_of([0.0, 0.0, 30.0, 30.0])
+    bootstrap = broker_url.removeprefix("kafka://")
+    song_id = new_song_id()
+    stop = asyncio.Event()
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        asyncio.get_running_loop().call_later(0.2, stop.set)
+        report = await publish_song(producer, TOPIC, song, song_id, stop=stop)
+    _, events = await read_song_back(broker_url, song_id)
+
+    assert report.wall_time < 0.5
+    assert [(event["seq"], event["end"]) for event in events] == [(0, False), (1, False), (2, True)]
+
+
+async def test_a_song_stopped_before_its_first_event_sends_nothing(broker_url):
+    bootstrap = broker_url.removeprefix("kafka://")
+    stopped_id, next_id = new_song_id(), new_song_id()
+    stop = asyncio.Event()
+    stop.set()
+    await ensure_topic(bootstrap, TOPIC, 1, 1)
+    async with kafka_producer(bootstrap) as producer:
+        report = await publish_song(producer, TOPIC, song_of([0.0, 0.01]), stopped_id, stop=stop)
+        await publish_song(producer, TOPIC, song_of([0.0, 0.01]), next_id)
+
+    assert report.events == 0
+    # read_song_back asserts that every event up to the next song's end is the next song's.
+    _, events = await read_song_back(broker_url, next_id)
+    assert len(events) == 3

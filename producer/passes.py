@@ -1,0 +1,128 @@
+"""produce-midi's passes over its files (``--passes``): each file of each pass is a song of its own,
+until the passes are done or a stop is requested.
+
+A standing canary plays the same files all day; every pass reads each file again (so a file
+replaced on disk is played as it is now, and only one song is held in memory), except a file
+rejected once, which is not read again.
+"""
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from aiokafka import AIOKafkaProducer
+
+from producer.publish import SongReport, publish_song
+from producer.songs import Song, SongError
+from producer.stopping import StopRequest
+
+
+def counted(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"
+
+
+def new_song_id(path: Path) -> str:
+    return f"{path.name}@{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Passes:
+    """How many times the files are played: ``count`` passes, or forever when it is None."""
+
+    count: int | None
+
+    @classmethod
+    def parse(cls, text: str) -> Passes:
+        """--passes' value, a number or ``forever``; raises ValueError saying what is wrong."""
+        if text.strip().lower() == "forever":
+            return cls(None)
+        try:
+            count = int(text)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise ValueError(f"--passes {text}: must be a whole number, 1 or more, or forever")
+        return cls(count)
+
+    def numbers(self) -> Iterator[int]:
+        return itertools.count(1) if self.count is None else iter(range(1, self.count + 1))
+
+    def name(self, number: int) -> str:
+        """``pass 3/10``, or ``pass 17`` when forever."""
+        return f"pass {number}" if self.count is None else f"pass {number}/{self.count}"
+
+    def label(self, number: int) -> str:
+        """What a progress line ends with: `` (pass 3/10)``; nothing when there is a single pass."""
+        return "" if self.count == 1 else f" ({self.name(number)})"
+
+
+@dataclass
+class Run:
+    """What the passes published: for the exit code and the line a stop ends with."""
+
+    passes: Passes
+    pass_number: int = 0
+    whole_passes: int = 0
+    songs: int = 0
+    rejected: set[Path] = field(default_factory=set)
+    cut_short: SongReport | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.passes.count is not None and self.whole_passes == self.passes.count
+
+    def stopped_line(self, stop: StopRequest) -> str:
+        where = "" if self.passes.count == 1 else f" in {self.passes.name(self.pass_number)}"
+        line = f"stopped by {stop.signal.name}{where}: {counted(self.songs, 'song')} published"
+        if self.passes.count != 1:
+            line += f", {counted(self.whole_passes, 'whole pass', 'whole passes')}"
+        if self.cut_short is not None:
+            line += (f"; the last, {self.cut_short.song_id}, ended early after {self.cut_short.events} of its "
+                     f"{self.cut_short.song_events} events")
+        return line
+
+
+async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Path], passes: Passes,
+                         stop: StopRequest, *, read: Callable[[Path], Song], tell: Callable[[str], None],
+                         speed_ratio: float, record_size: int) -> Run:
+    """Publish ``files`` in order, pass after pass, until the passes are done or ``stop`` is requested.
+
+    ``read`` turns a path into a song or raises SongError: that file is then rejected (one line
+    through ``tell``) and skipped in later passes. A song being published when the stop comes ends
+    with its end event, counting the events sent. Also ends when every file was rejected.
+    """
+    run = Run(passes)
+    for number in passes.numbers():
+        run.pass_number = number
+        label = passes.label(number)
+        for path in files:
+            if stop.requested:
+                return run
+            if path in run.rejected:
+                continue
+            try:
+                song = read(path)
+            except SongError as exc:
+                tell(f"rejected: {exc}")
+                run.rejected.add(path)
+                continue
+            song_id = new_song_id(path)
+            tell(f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")
+            report = await publish_song(producer, topic, song, song_id, speed_ratio=speed_ratio,
+                                        record_size=record_size, progress=lambda line: tell(f"{line}{label}"),
+                                        stop=stop.event)
+            if report.events == 0 and song.events:
+                tell(f"not sent {song_id}: stopped before its first event")
+                return run
+            tell(f"done {report.line()}{label}")
+            run.songs += 1
+            if report.stopped_early:
+                run.cut_short = report
+                return run
+        run.whole_passes += 1
+        if stop.requested or run.rejected.issuperset(files):
+            return run
+    return run
