@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from common import (RAW_FETCH_WAIT_MS, bootstrap, percentiles, ratio_line, raw_p
 from embedded_broker import embedded_broker
 from models.midi_event import decode_record
 from processes import WorkerProcess, run_producer
+from tests.recording_backend import read_recording
 from tests.song_files import mido_score
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"}, "buffered 0.2 s": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
@@ -58,7 +58,7 @@ def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path
         if produced.returncode != 0:
             raise SystemExit(f"produce-midi failed:\n{produced.stderr}")
         [summary] = worker.wait_for_summaries(1, timeout=60 + score[-1][0])
-    played = [json.loads(line) for line in recording.read_text().splitlines()][: len(score)]
+    played = read_recording(recording)[: len(score)]
     if [entry["bytes"] for entry in played] != [data for _, data in score]:
         raise SystemExit(f"{topic}: the port did not receive the score exactly")
     sent = asyncio.run(sent_times(broker_url, topic))

@@ -1,0 +1,190 @@
+"""Soak: real songs back to back for a set time, live then buffered, through the worker's MIDI port, with a
+line per minute: timing error, latency, the worker's and the broker's CPU and memory, records the broker holds.
+
+Timing is measured outside the worker: the recording mido backend stamps each message as the port receives
+it, and each played message is matched to its event on the topic (song, score time, send time). Timing error
+is |played − score time − the song's median offset|, as in the worker's summary.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--modes live,buffered] [--songs FILE...] [--smoke]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from common import ProcessUsage, bootstrap, percentiles
+
+from embedded_broker import embedded_broker
+from models.midi_event import decode_record
+from processes import HERE, WorkerProcess, faust_command, stop_process
+from tests.recording_backend import read_recording
+
+OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
+# Real pieces of several shapes (openttd-openmsx, GPL-2, written for the game by its composers):
+# 13 channels and 9,443 events in 192 s; 10 channels, 13,483 events in 196 s; 5 channels in 60 s.
+DEFAULT_SONGS = [OPENMSX / name for name in ("relax_song.mid", "keep_on_rolling.mid", "5432gone_redfarn.mid")]
+MODES = {"live": {"MIDI_PLAYBACK": "live"},
+         "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
+
+
+async def read_topics(broker_url: str, topics: list[str] | None = None) -> tuple[int, dict[str, list[bytes]]]:
+    """Records the broker holds over all topics, and the values of ``topics``, in partition order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False,
+                                fetch_max_wait_ms=200)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in await consumer.topics()
+                      for p in consumer.partitions_for_topic(topic) or ()]
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        held = sum(ends[tp] - starts[tp] for tp in partitions)
+        values: dict[str, list[bytes]] = defaultdict(list)
+        wanted = [tp for tp in partitions if topics and tp.topic in topics and ends[tp] > starts[tp]]
+        if wanted:
+            consumer.assign(wanted)
+            await consumer.seek_to_beginning(*wanted)
+            while any([await consumer.position(tp) < ends[tp] for tp in wanted]):
+                for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                    values[tp.topic].extend(record.value for record in records if record.offset < ends[tp])
+        return held, values
+    finally:
+        await consumer.stop()
+
+
+def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[float, float, float, str]], int, int]:
+    """Pair each message the port received with its event on the topic: (played at, score time, sent at,
+    song) per event, and the counts of messages that matched nothing and events never played.
+
+    Songs follow one another on the topic; a played message belongs to the earliest song still playing
+    whose next event it is (a buffered song's tail may overlap the next song's head)."""
+    songs: dict[str, dict[int, tuple[float, list[int], float]]] = {}
+    for value in values:
+        for event in decode_record(value)[0]:
+            if not event.end:
+                songs.setdefault(event.song, {}).setdefault(event.seq, (event.score_time, event.message, event.sent_at))
+    queues = [(song, [events[seq] for seq in sorted(events)]) for song, events in songs.items()]
+    positions = [0] * len(queues)
+    first_open, matched, extra = 0, [], 0
+    for entry in played:
+        while first_open < len(queues) and positions[first_open] >= len(queues[first_open][1]):
+            first_open += 1
+        for index in range(first_open, min(first_open + 3, len(queues))):
+            song, events = queues[index]
+            if positions[index] < len(events) and events[positions[index]][1] == entry["bytes"]:
+                score_time, _, sent_at = events[positions[index]]
+                matched.append((entry["time"], score_time, sent_at, song))
+                positions[index] += 1
+                break
+        else:
+            extra += 1
+    missing = sum(len(events) - position for (_, events), position in zip(queues, positions))
+    return matched, extra, missing
+
+
+def per_window(matched, started: float, window: float) -> dict[int, dict]:
+    """Timing error and latency of the events played in each window, in ms."""
+    offsets = defaultdict(list)
+    for played_at, score_time, _, song in matched:
+        offsets[song].append(played_at - score_time)
+    median = {song: statistics.median(values) for song, values in offsets.items()}
+    errors, latencies = defaultdict(list), defaultdict(list)
+    for played_at, score_time, sent_at, song in matched:
+        index = int((played_at - started) // window)
+        errors[index].append(abs(played_at - score_time - median[song]) * 1000)
+        latencies[index].append((played_at - sent_at) * 1000)
+    return {index: {"events": len(errors[index]), "timing_error_ms": percentiles(errors[index]),
+                    "latency_ms": percentiles(latencies[index])} for index in sorted(errors)}
+
+
+def publish_until(deadline: float, songs: list[Path], env: dict, log: Path) -> None:
+    """produce-midi over ``songs``, again and again, until ``deadline``; the song in flight is cut there."""
+    with open(log, "a") as output:
+        while time.monotonic() < deadline:
+            producer = subprocess.Popen(faust_command("produce-midi", *map(str, songs)), cwd=HERE, env=env,
+                                        stdout=output, stderr=subprocess.STDOUT)
+            while producer.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            stop_process(producer)
+
+
+def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path) -> list[dict]:
+    topic = f"soak-{mode}"
+    recording = folder / f"{topic}.jsonl"
+    env = {**os.environ, "BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
+           "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", "APP_DATADIR": str(folder / topic),
+           **MODES[mode]}
+    broker = ProcessUsage.of_broker(broker_url)
+    rows = []
+    with WorkerProcess(env) as worker:
+        worker_sample = ProcessUsage(worker.process.pid)
+        started = time.monotonic()
+        wall_started = time.time()
+        deadline = started + seconds
+        publisher = threading.Thread(target=publish_until, args=(deadline, songs, env, folder / f"{topic}.log"))
+        publisher.start()
+        last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds())
+        for index in range(int(seconds // window)):
+            time.sleep(max(0.0, started + (index + 1) * window - time.monotonic()))
+            now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds())
+            held, _ = asyncio.run(read_topics(broker_url))
+            elapsed = now[0] - last[0]
+            rows.append({"window": index, "worker_cpu": (now[1] - last[1]) / elapsed * 100,
+                         "broker_cpu": (now[2] - last[2]) / elapsed * 100, "worker_rss_mib": worker_sample.rss_mib(),
+                         "broker_rss_mib": broker.rss_mib(), "records_held": held})
+            last = now
+            row = rows[-1]
+            print(f"  {mode} {(index + 1) * window:5.0f} s: worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
+                  f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held", flush=True)
+        publisher.join()
+        time.sleep(1.0)  # the last notes sent reach the port
+    played = read_recording(recording) if recording.exists() else []
+    _, values = asyncio.run(read_topics(broker_url, [topic]))
+    matched, extra, missing = match_played(played, values[topic])
+    timing = per_window(matched, wall_started, window)
+    for row in rows:
+        row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
+    print(f"  {mode}: {len(matched):,} events matched, {extra} played messages matched nothing, "
+          f"{missing} events sent but not played (the song cut at the end included)")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--window", type=float, default=60.0, help="seconds per line")
+    parser.add_argument("--modes", default="live,buffered")
+    parser.add_argument("--songs", type=Path, nargs="+", default=DEFAULT_SONGS)
+    parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
+    parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
+    args = parser.parse_args()
+    if args.smoke:
+        args.minutes, args.window, args.modes = 1.0, 20.0, "live"
+    folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
+    print(f"songs: {', '.join(song.name for song in args.songs)}; {args.minutes:g} min per mode")
+    with embedded_broker(log_path=str(folder / "broker.log")) as broker_url:
+        for mode in args.modes.split(","):
+            rows = soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder)
+            print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
+                  f"{'worker':>7} {'w MiB':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
+            for row in rows:
+                error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
+                print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} {error.get('p50', float('nan')):8.2f} "
+                      f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
+                      f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['broker_cpu']:6.0f}% "
+                      f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
+                if args.json:
+                    print("soak row " + json.dumps({"mode": mode, **row}))
+
+
+if __name__ == "__main__":
+    main()
