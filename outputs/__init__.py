@@ -70,14 +70,20 @@ class OutputSet:
         self.sounding: dict[str, SoundingNotes] = {}
 
     def send(self, message: mido.Message, song: str = "") -> None:
-        # Tracked before sending: if an output raises, the outputs before it already sound the note,
+        self.send_together([(message, song)])
+
+    def send_together(self, messages: list[tuple[mido.Message, str]]) -> None:
+        """Send several messages (a chord), each with its song, back to back on each output."""
+        # Tracked before sending: if an output raises, the outputs before it already sound the notes,
         # and the release that follows the crash must reach them.
-        sounding = self.sounding.get(song)
-        if sounding is None:
-            sounding = self.sounding[song] = SoundingNotes()
-        sounding.track(message)
+        for message, song in messages:
+            sounding = self.sounding.get(song)
+            if sounding is None:
+                sounding = self.sounding[song] = SoundingNotes()
+            sounding.track(message)
         for output in self.outputs:
-            output.send(message)
+            for message, _ in messages:
+                output.send(message)
 
     def _send_all(self, messages: list[mido.Message]) -> None:
         """Send every message to every output; an output that fails is logged, not left to stop the

@@ -100,6 +100,9 @@ class Player:
         for problem in problems:
             self._reject(raw, problem)
         record = RecordProgress(self.resume_points, done)
+        # Live, the record's events (a chord) are played together once all are checked, so its notes
+        # leave back to back instead of each after the bookkeeping of the one before.
+        chord: list[MidiEvent] = []
         for event in events:
             if event.score_time * event.speed_ratio > self.max_song_seconds:
                 # No song plays that long (produce-midi refuses it); its slot would hold the song's
@@ -108,10 +111,13 @@ class Player:
                                                f"{event.score_time * event.speed_ratio:g} s after the song's "
                                                f"start, past MIDI_MAX_SONG_SECONDS ({self.max_song_seconds:g})"))
                 continue
-            self.handle_event(event, record)
+            self.handle_event(event, record, chord)
+        self.play_chord(chord, record)
         record.finished_one()
 
-    def handle_event(self, event: MidiEvent, record: RecordProgress) -> None:
+    def handle_event(self, event: MidiEvent, record: RecordProgress, chord: list[MidiEvent]) -> None:
+        """Count ``event`` in its song and schedule it (buffered), or add it to ``chord`` (live), which
+        is played before a song ends here."""
         stats = self.songs.get(event.song)
         if stats is None:
             finished = self.finished.get(event.song)
@@ -135,12 +141,12 @@ class Player:
             return
         if self.buffered:
             self._schedule(event, record)
-            return
-        if event.end:
+        elif event.end:
+            self.play_chord(chord, record)
             self.finish(event.song)
+            record.handled(event)
         else:
-            self.play(event, stats)
-        record.handled(event)
+            chord.append(event)
 
     def _start_song(self, song: str) -> SongStats:
         stats = SongStats(song)
@@ -154,10 +160,19 @@ class Player:
         self._watch_idle_songs()
         return stats
 
-    def play(self, event: MidiEvent, stats: SongStats) -> None:
-        self.outputs.send(event.to_message(), event.song)
-        target = event.score_time * event.speed_ratio if event.speed_ratio else None
-        stats.played(event.message, time.time(), event.sent_at, target)
+    def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
+        """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
+        note them for resuming); empties ``chord``."""
+        if not chord:
+            return
+        self.outputs.send_together([(event.to_message(), event.song) for event in chord])
+        played_at = time.time()
+        for event in chord:
+            target = event.score_time * event.speed_ratio if event.speed_ratio else None
+            self.songs[event.song].played(event.message, played_at, event.sent_at, target)
+            if record is not None:
+                record.handled(event)
+        chord.clear()
 
     def _schedule(self, event: MidiEvent, record: RecordProgress) -> None:
         now = time.perf_counter()
@@ -181,18 +196,25 @@ class Player:
                     queue.arrived.clear()
                     await queue.arrived.wait()
                 slot, event, record = queue.pending[0]
-                if not event.end:
-                    await wait_until(slot)
-                    self.play(event, stats)
-                    # The idle clock runs from the last event played, not from its arrival.
-                    stats.last_event_at = time.monotonic()
-                queue.pending.popleft()
-                record.handled(event)
                 if event.end:
+                    queue.pending.popleft()
+                    record.handled(event)
                     self.finish(song)
-                record.finished_one()
-                if event.end:
+                    record.finished_one()
                     return
+                await wait_until(slot)
+                # Everything due by now leaves together (a chord), back to back, counted afterwards;
+                # it stays queued until played, so a song abandoned on a failing output lets it go.
+                now, due = time.perf_counter(), 1
+                while due < len(queue.pending) and not queue.pending[due][1].end and queue.pending[due][0] <= now:
+                    due += 1
+                self.play_chord([queue.pending[index][1] for index in range(due)])
+                # The idle clock runs from the last event played, not from its arrival.
+                stats.last_event_at = time.monotonic()
+                for _ in range(due):
+                    _, event, record = queue.pending.popleft()
+                    record.handled(event)
+                    record.finished_one()
         except Exception as exc:
             # This task is the song's own: nothing would see the error, and its notes would hang.
             logger.error("stopped playing %s: %s", song, exc)

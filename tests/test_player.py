@@ -358,3 +358,24 @@ def test_arrivals_count_duplicates_reordering_and_losses():
     assert (stats.duplicates, stats.reordered, stats.lost) == (1, 1, 2)
     stats.expected = 8
     assert stats.lost == 4
+
+
+class BookkeepingWatch:
+    """An output noting, at each message, how many events its song had counted as played."""
+
+    def __init__(self) -> None:
+        self.player: Player | None = None
+        self.counted: list[int] = []
+
+    def send(self, message) -> None:
+        self.counted.append(self.player.songs["chord"].events)
+
+
+def test_a_chords_notes_leave_back_to_back_and_are_counted_afterwards():
+    # Counting each note before sending the next spread a ten-note chord over ~0.3 ms at the port.
+    watch = BookkeepingWatch()
+    player = watch.player = Player(OutputSet([watch]))
+    player.handle(song_record("chord", 0, [(1.0, [0x90, 60 + index, 90]) for index in range(10)]))
+
+    assert watch.counted == [0] * 10
+    assert player.songs["chord"].events == 10
