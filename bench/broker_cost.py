@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import struct
 import sys
 import time
@@ -33,41 +32,13 @@ sys.path.insert(0, str(ROOT))
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete  # noqa: E402
 
+from common import ProcessUsage  # noqa: E402
 from embedded_broker import embedded_broker  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
 
 HELD, PROBE = "held", "probe"
 PLACES = {"a same partition": TopicPartition(HELD, 0), "b other partition": TopicPartition(HELD, 1),
           "c other topic": TopicPartition(PROBE, 0)}
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class BrokerProcess:
-    """The broker's CPU time and memory, read from /proc by the port it listens on."""
-
-    def __init__(self, port: str):
-        wanted = f"tcp://127.0.0.1:{port}".encode()
-        self.pid = next(int(pid) for pid in os.listdir("/proc") if pid.isdigit() and self._cmdline(pid).count(wanted))
-
-    @staticmethod
-    def _cmdline(pid: str) -> bytes:
-        try:
-            return Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return b""
-
-    def alive(self) -> bool:
-        return Path(f"/proc/{self.pid}").exists()
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
 
 async def fill(bootstrap: str, tp: TopicPartition, count: int, size: int, producers: int = 4) -> None:
@@ -83,7 +54,7 @@ async def fill(bootstrap: str, tp: TopicPartition, count: int, size: int, produc
     await asyncio.gather(*(one_producer(count // producers + (i < count % producers)) for i in range(producers)))
 
 
-async def probe(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, wait_ms: int, samples: int,
+async def probe(bootstrap: str, broker: ProcessUsage, tp: TopicPartition, wait_ms: int, samples: int,
                 timeout: float, idle_seconds: float) -> dict:
     """Broker CPU% with a caught-up consumer idle, then ``samples`` records produced one at a time (busy CPU%)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms, enable_auto_commit=False,
@@ -143,15 +114,15 @@ HEADER = (f"{'held':<18} {'where':<18} {'wait':>5} {'lat p50':>9} {'lat p99':>9}
           f"{'prod p99':>8} {'idleCPU':>7} {'busyCPU':>7} {'RSS MB':>7}")
 
 
-async def measure(bootstrap: str, broker: BrokerProcess, label: str, places: dict, args) -> None:
+async def measure(bootstrap: str, broker: ProcessUsage, label: str, places: dict, args) -> None:
     for place, tp in places.items():
         for wait_ms in args.waits:
             result = await probe(bootstrap, broker, tp, wait_ms, args.samples, args.timeout,
                                  args.idle if wait_ms == min(args.waits) else 0)
-            print(row(label, place, wait_ms, result, broker.rss_mb()), flush=True)
+            print(row(label, place, wait_ms, result, broker.rss_mib()), flush=True)
 
 
-async def try_freeing(bootstrap: str, broker: BrokerProcess, admin: AIOKafkaAdminClient, args) -> None:
+async def try_freeing(bootstrap: str, broker: ProcessUsage, admin: AIOKafkaAdminClient, args) -> None:
     held = min(args.held[-1], 10000)  # enough to see whether retention trims it
     print(f"\n-- freeing: retention.ms=1000 retention.bytes=100000 on a new topic, {held} records, then 5 s idle")
     await admin.create_topics([NewTopic("retained", 1, 1, topic_configs={"retention.ms": "1000",
@@ -174,15 +145,15 @@ async def try_freeing(bootstrap: str, broker: BrokerProcess, admin: AIOKafkaAdmi
         print(f"delete_records raised {type(error).__name__}: {error}; broker alive: {broker.alive()}")
 
     for topic in ("held", "retained"):
-        rss = broker.rss_mb()
+        rss = broker.rss_mib()
         await admin.delete_topics([topic])
         await asyncio.sleep(1)
-        print(f"\n-- freeing: deleted topic {topic}: RSS {rss:.0f} -> {broker.rss_mb():.0f} MB")
+        print(f"\n-- freeing: deleted topic {topic}: RSS {rss:.0f} -> {broker.rss_mib():.0f} MB")
     await admin.create_topics([NewTopic(HELD, 2, 1)])
     await measure(bootstrap, broker, "0 (recreated)", {"a same partition": PLACES["a same partition"]}, args)
 
 
-async def read_backlog(bootstrap: str, broker: BrokerProcess, tp: TopicPartition, args) -> None:
+async def read_backlog(bootstrap: str, broker: ProcessUsage, tp: TopicPartition, args) -> None:
     """Question 4: read the partition from offset 0 to its end, per fetch wait and fetch size (capped at 20 s)."""
     count = 0
     for wait_ms, options in [(w, {}) for w in args.waits] + [(500, {"fetch_max_bytes": 1 << 20})]:
@@ -205,7 +176,7 @@ async def read_backlog(bootstrap: str, broker: BrokerProcess, tp: TopicPartition
 
 async def run(broker_url: str, args) -> None:
     bootstrap = broker_url.split("://", 1)[1]
-    broker = BrokerProcess(bootstrap.rsplit(":", 1)[1])
+    broker = ProcessUsage.of_broker("kafka://" + bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     await admin.start()
     try:

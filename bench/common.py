@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -21,6 +22,42 @@ from timing import wait_until  # noqa: E402
 
 # The app's own (MIDI_FETCH_WAIT_MS), so both wait for the broker alike.
 RAW_FETCH_WAIT_MS = Settings.from_env().fetch_wait_ms
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ProcessUsage:
+    """A process's CPU time and resident memory, read from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    @classmethod
+    def of_broker(cls, broker_url: str) -> "ProcessUsage":
+        """The embedded broker listening at ``broker_url``, found by the listener on its command line."""
+        wanted = ("tcp://" + bootstrap(broker_url)).encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if wanted in arguments and b"broker" in arguments:
+                return cls(int(pid))
+        raise RuntimeError(f"no broker process listening at {broker_url}")
+
+    def alive(self) -> bool:
+        return Path(f"/proc/{self.pid}").exists()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
 
 
 def bootstrap(broker_url: str) -> str:
