@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import aiokafka
 from aiokafka import TopicPartition
@@ -86,9 +86,14 @@ class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if self.app.broker_outage_log.unreachable_since is not None:
             return False
         try:
-            return await asyncio.wait_for(super()._commit(offsets), self.app.conf.broker_session_timeout)
+            committed = await asyncio.wait_for(super()._commit(offsets), self.app.conf.broker_session_timeout)
         except asyncio.TimeoutError:
             return False
+        if committed:
+            # Faust tells its monitor of a commit even when it failed; the app's listeners hear only
+            # of commits the broker accepted, on the app's own loop.
+            self.app.loop.call_soon_threadsafe(self.app.tell_committed, dict(offsets))
+        return committed
 
 
     def fetch_only_from(self, paused: set[TP], resumed: set[TP]) -> None:
@@ -218,6 +223,12 @@ class MidiFaustApp(faust.App):
         super().__init__(*args, Worker=MidiWorker, **kwargs)
         brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
         self.broker_outage_log = BrokerOutageLog(brokers)
+        # Called with {partition: next offset to read} after each commit the broker accepted.
+        self.commit_listeners: list[Callable[[Mapping[TP, int]], None]] = []
+
+    def tell_committed(self, offsets: Mapping[TP, int]) -> None:
+        for listener in list(self.commit_listeners):
+            listener(offsets)
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:

@@ -99,6 +99,7 @@ async def play(records):
                         max_record_bytes=settings.max_record_bytes, max_song_seconds=settings.max_song_seconds,
                         song_idle_timeout=settings.song_idle_timeout)
         active_players.append(player)
+        app.commit_listeners.append(player.resume_points.committed)
         try:
             # The player lets each record go once it has been played, and the records of a partition
             # are acknowledged in the order read, so the offset committed never passes a note not yet
@@ -107,10 +108,11 @@ async def play(records):
             async for event in records.noack().events():
                 tp = event.message.tp
                 song_partitions.saw(event.key, tp)
-                player.handle(event.value, done=in_order.track(tp, event.ack))
+                player.handle(event.value, done=in_order.track(tp, event.ack), position=(tp, event.message.offset))
                 if len(song_partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
                     song_partitions.keep_only(playing_songs(player))
         finally:
+            app.commit_listeners.remove(player.resume_points.committed)
             active_players.remove(player)
             await player.stop()
 

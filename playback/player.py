@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections import OrderedDict, deque
-from typing import Callable, MutableMapping
+from typing import Callable, Hashable, MutableMapping
 
 from models.midi_event import InvalidEvent, MidiEvent, decode_record
 from outputs import OutputSet
@@ -77,12 +77,14 @@ class Player:
         self._invalid_logged_at = -INVALID_LOG_INTERVAL
         self._invalid_unlogged = 0
 
-    def handle(self, raw: bytes | None, done: Callable[[], object] = lambda: None) -> None:
+    def handle(self, raw: bytes | None, done: Callable[[], object] = lambda: None,
+               position: tuple[Hashable, int] | None = None) -> None:
         """Take one value from the topic: decode it, then play or schedule each of its events.
 
         ``done`` is called once all of it has been played (buffered: once its last event had its slot)
         and its songs' resume points saved: the agent acknowledges the record there, so the offset
-        committed never passes an event not yet played.
+        committed never passes an event not yet played. ``position`` is the record's (partition,
+        offset): a song it ends leaves the resume points once the group commits past it.
         """
         if raw is not None and len(raw) > self.max_record_bytes:
             # Not parsed at all: a valid JSON value parses whatever its size, at the cost of the notes
@@ -99,7 +101,7 @@ class Player:
             return
         for problem in problems:
             self._reject(raw, problem)
-        record = RecordProgress(self.resume_points, done)
+        record = RecordProgress(self.resume_points, done, position)
         # Live, the record's events (a chord) are played together once all are checked, so its notes
         # leave back to back instead of each after the bookkeeping of the one before.
         chord: list[MidiEvent] = []
@@ -143,8 +145,8 @@ class Player:
             self._schedule(event, record)
         elif event.end:
             self.play_chord(chord, record)
-            self.finish(event.song)
             record.handled(event)
+            self.finish(event.song, record=record)
         else:
             chord.append(event)
 
@@ -199,7 +201,7 @@ class Player:
                 if event.end:
                     queue.pending.popleft()
                     record.handled(event)
-                    self.finish(song)
+                    self.finish(song, record=record)
                     record.finished_one()
                     return
                 await wait_until(slot)
@@ -241,13 +243,16 @@ class Player:
         for _, _, record in pending:
             record.finished_one()
 
-    def finish(self, song: str, ended: str = ENDED_BY_END_EVENT) -> dict:
-        """Release what the song left sounding and log its summary."""
+    def finish(self, song: str, ended: str = ENDED_BY_END_EVENT, record: RecordProgress | None = None) -> dict:
+        """Release what the song left sounding and log its summary. ``record``: the one holding its end
+        event, whose commit lets the song leave the resume points."""
         self.outputs.release(song)
         self._close_queue(song)
         stats = self.songs.pop(song)
         if ended == ENDED_BY_END_EVENT:
             self._remember_finished(stats)
+            if record is not None and record.position is not None:
+                self.resume_points.forget_once_committed(song, record.position)
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
         summary = {**stats.summary(), "ended": ended}
         logger.info("song summary %s", json.dumps(summary))

@@ -9,7 +9,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from typing import Callable, Hashable, MutableMapping
+from typing import Callable, Hashable, Mapping, MutableMapping
 
 from models.midi_event import MidiEvent
 
@@ -39,6 +39,29 @@ class ResumePoints:
         self.unacknowledged: list[Callable[[], object]] = []
         self.saved_at = -math.inf
         self.save_due: asyncio.TimerHandle | None = None
+        # Per partition, (offset of the record that ended a song, song), waiting for a commit past it.
+        self.finished: dict[Hashable, list[tuple[int, str]]] = {}
+        self.writes = 0
+        self.forgotten = 0
+
+    def forget_once_committed(self, song: str, position: tuple[Hashable, int]) -> None:
+        """Remove ``song`` from the table once the record at ``position`` (partition, offset), which
+        ended it, is behind the group's committed offset: from then on no worker reads the song again,
+        so the table holds only songs still playing instead of one key per song ever played."""
+        self.finished.setdefault(position[0], []).append((position[1], song))
+
+    def committed(self, offsets: Mapping[Hashable, int]) -> None:
+        """The group committed ``offsets`` (the next offset to read, per partition)."""
+        for partition, offset in offsets.items():
+            waiting = self.finished.get(partition)
+            if not waiting:
+                continue
+            done = [song for ended_at, song in waiting if ended_at < offset]
+            self.finished[partition] = [(ended_at, song) for ended_at, song in waiting if ended_at >= offset]
+            for song in done:
+                self.unsaved.pop(song, None)
+                self.table.pop(song, None)
+                self.forgotten += 1
 
     def get(self, song: str) -> int | None:
         seq = self.unsaved.get(song)
@@ -76,6 +99,7 @@ class ResumePoints:
         self.unsaved, self.unacknowledged = {}, []
         for song, seq in unsaved.items():
             self.table[song] = seq
+        self.writes += len(unsaved)
         for acknowledge in unacknowledged:
             acknowledge()
 
@@ -87,9 +111,12 @@ class RecordProgress:
     burst holds seconds of a buffered song, and a worker killed in the middle of it must not play its
     first part again. The record is acknowledged once all of it is done and saved."""
 
-    def __init__(self, resume_points: ResumePoints, done: Callable[[], object]) -> None:
+    def __init__(self, resume_points: ResumePoints, done: Callable[[], object],
+                 position: tuple[Hashable, int] | None = None) -> None:
         self.resume_points = resume_points
         self.done = done
+        # (partition, offset) of the record on the topic, where the caller knows it
+        self.position = position
         # Scheduled events not yet played, plus one until the whole record has been handed over.
         self.unfinished = 1
 

@@ -12,7 +12,8 @@ import pytest
 from processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import write_song
-from tests.topic_values import (committed_offset, end_record, events_on_topic, produce_values, song_record,
+from tests.topic_values import (committed_offset, end_record, events_on_topic, produce_values, records_on_topic,
+                                song_record,
                                 wait_for_recording)
 
 EVENTS = 400
@@ -111,3 +112,28 @@ def test_a_buffered_record_still_waiting_at_the_kill_is_read_again_though_a_late
     assert Counter(note_ons_played(recording)) == {tuple(a_first): 1, tuple(a_second): 1, tuple(b_only): 1}
     assert (summaries["a"]["events"], summaries["a"]["lost"]) == (1, 0)
     assert (summaries["b"]["events"], summaries["b"]["lost"]) == (0, 0)
+
+
+CHANGELOG = "midi_app-played_seqs-changelog"
+
+
+def test_a_finished_songs_resume_point_leaves_the_table_once_its_end_is_committed(tmp_path, worker_env, broker_url):
+    # One key per song ever played, kept for good, grew the table (and the broker) with the run.
+    song = tmp_path / "short.mid"
+    write_song(song, [(index * 0.02, distinct_note_on(index)) for index in range(20)])
+    env = {**worker_env, "BROKER_COMMIT_INTERVAL": "0.5"}
+
+    with WorkerProcess(env) as worker:
+        assert run_producer([str(song)], env).returncode == 0
+        [summary] = worker.wait_for_summaries(1, timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            writes = [record for record in records_on_topic(broker_url, CHANGELOG)
+                      if record.key is not None and summary["song"] in record.key.decode()]
+            if writes and writes[-1].value is None:
+                break
+            time.sleep(0.5)
+
+    assert writes, "the song's resume points were never written"
+    assert writes[-1].value is None, f"no tombstone after the song's end was committed: {writes[-1]}"
+    assert all(write.value is not None for write in writes[:-1])

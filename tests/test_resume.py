@@ -68,3 +68,18 @@ def test_a_partition_s_records_are_acknowledged_in_the_order_read_whatever_order
     first()
     assert acknowledged == [("p1", 0), ("p0", 0), ("p0", 1), ("p0", 2)]
     assert all(not waiting for waiting in acks.waiting.values())
+
+
+def test_a_finished_song_leaves_the_table_once_the_group_commits_past_the_record_that_ended_it():
+    table = {"done": 40, "other": 7, "playing": 3}
+    points = ResumePoints(table)
+    points.forget_once_committed("done", ("midi-0", 12))
+    points.forget_once_committed("other", ("midi-1", 5))
+
+    points.committed({"midi-0": 12})
+    assert "done" in table, "offset 12 is the next to read: the end record may be read again"
+    points.committed({"midi-0": 13, "midi-1": 3})
+    assert table == {"other": 7, "playing": 3}
+    points.committed({"midi-1": 6})
+    assert table == {"playing": 3}
+    assert points.forgotten == 2
