@@ -107,14 +107,14 @@ def per_window(matched, started: float, window: float) -> dict[int, dict]:
 
 
 def publish_until(deadline: float, songs: list[Path], env: dict, log: Path) -> None:
-    """produce-midi over ``songs``, again and again, until ``deadline``; the song in flight is cut there."""
+    """``produce-midi --passes forever`` over ``songs`` until ``deadline``, then SIGTERM: the song in
+    flight ends there with its end event."""
     with open(log, "a") as output:
-        while time.monotonic() < deadline:
-            producer = subprocess.Popen(faust_command("produce-midi", *map(str, songs)), cwd=HERE, env=env,
-                                        stdout=output, stderr=subprocess.STDOUT)
-            while producer.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            stop_process(producer)
+        producer = subprocess.Popen(faust_command("produce-midi", "--passes", "forever", *map(str, songs)), cwd=HERE,
+                                    env=env, stdout=output, stderr=subprocess.STDOUT)
+        while producer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop_process(producer, timeout=30)
 
 
 def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path) -> list[dict]:
@@ -146,7 +146,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
             print(f"  {mode} {(index + 1) * window:5.0f} s: worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
                   f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held", flush=True)
         publisher.join()
-        time.sleep(1.0)  # the last notes sent reach the port
+        time.sleep(1.0 + float(MODES[mode].get("MIDI_PLAYOUT_DELAY", 0)))  # the last notes sent reach the port
     played = read_recording(recording) if recording.exists() else []
     _, values = asyncio.run(read_topics(broker_url, [topic]))
     matched, extra, missing = match_played(played, values[topic])
@@ -154,7 +154,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
     for row in rows:
         row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
     print(f"  {mode}: {len(matched):,} events matched, {extra} played messages matched nothing, "
-          f"{missing} events sent but not played (the song cut at the end included)")
+          f"{missing} events sent but not played")
     return rows
 
 
