@@ -54,6 +54,10 @@ class MappedLines:
         self.base = offset - offset % mmap.ALLOCATIONGRANULARITY
         os.ftruncate(self.fd, offset + CHUNK_BYTES)
         self.map = mmap.mmap(self.fd, offset + CHUNK_BYTES - self.base, offset=self.base)
+        # The first write to each page of a file mapping makes the file system allocate it, up to
+        # milliseconds: done here for the whole chunk, not in the middle of a chord.
+        start = offset - self.base
+        self.map[start:] = bytes(len(self.map) - start)
 
     def write(self, line: bytes) -> None:
         with self.lock:
