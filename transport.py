@@ -155,6 +155,13 @@ class PatientProducer(faust_aiokafka.Producer):
                     logger.warning(line)
                 await self.sleep(BROKER_RETRY_SECONDS)
 
+    async def create_topic(self, topic: str, *args, **kwargs) -> None:
+        # Faust skips creating a topic its producer's metadata lists, and that metadata is refreshed
+        # only after a creation: a broker without CreateTopics (librdkafka's mock cluster, whose
+        # topics are created beforehand) must be asked first.
+        await self._ensure_producer().client.force_metadata_update()
+        await super().create_topic(topic, *args, **kwargs)
+
     async def flush(self) -> None:
         # aiokafka retries a write for producer_request_timeout (20 minutes by default), and a worker
         # stopping flushes first: with the broker unreachable, what is not written yet cannot be.

@@ -35,16 +35,21 @@ class ProcessUsage:
 
     @classmethod
     def of_broker(cls, broker_url: str) -> "ProcessUsage":
-        """The embedded broker listening at ``broker_url``, found by the listener on its command line."""
-        wanted = ("tcp://" + bootstrap(broker_url)).encode()
+        """The process listening on the (first) port of ``broker_url``: Tansu, or the mock cluster's host."""
+        port = int(bootstrap(broker_url.split(";")[0]).rsplit(":", 1)[1])
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                    return cls(int(pid))
             except OSError:
                 continue
-            if wanted in arguments and b"broker" in arguments:
-                return cls(int(pid))
-        raise RuntimeError(f"no broker process listening at {broker_url}")
+        raise RuntimeError(f"no process listening at {broker_url}")
 
     def alive(self) -> bool:
         return Path(f"/proc/{self.pid}").exists()

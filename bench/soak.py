@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from common import ProcessUsage, bootstrap, percentiles
 
 from embedded_broker import embedded_broker
+from mock_cluster import mock_cluster
 from models.midi_event import decode_record
 from processes import HERE, WorkerProcess, faust_command, stop_process
 from tests.recording_backend import read_recording
@@ -43,6 +44,8 @@ async def read_topics(broker_url: str, topics: list[str] | None = None) -> tuple
                                 fetch_max_wait_ms=200)
     await consumer.start()
     try:
+        # aiokafka's first metadata names no topic; Tansu volunteers them all, the mock cluster does not.
+        await consumer._client.force_metadata_update()
         partitions = [TopicPartition(topic, p) for topic in await consumer.topics()
                       for p in consumer.partitions_for_topic(topic) or ()]
         starts = await consumer.beginning_offsets(partitions)
@@ -164,15 +167,24 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="seconds per line")
     parser.add_argument("--modes", default="live,buffered")
     parser.add_argument("--songs", type=Path, nargs="+", default=DEFAULT_SONGS)
+    parser.add_argument("--broker", choices=("tansu", "mock"), default="tansu",
+                        help="the embedded Tansu broker, or librdkafka's mock cluster (partitions kept to 5 MiB)")
     parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
     parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
     args = parser.parse_args()
     if args.smoke:
         args.minutes, args.window, args.modes = 1.0, 20.0, "live"
     folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
-    print(f"songs: {', '.join(song.name for song in args.songs)}; {args.minutes:g} min per mode")
-    with embedded_broker(log_path=str(folder / "broker.log")) as broker_url:
-        for mode in args.modes.split(","):
+    print(f"songs: {', '.join(song.name for song in args.songs)}; {args.minutes:g} min per mode; broker: {args.broker}")
+    modes = args.modes.split(",")
+    if args.broker == "mock":
+        # No CreateTopics there: the notes topic of each mode and the table's changelog, made beforehand.
+        topics = {f"soak-{mode}": 1 for mode in modes} | {"midi_app-played_seqs-changelog": 1}
+        broker = mock_cluster(topics=topics, log_path=str(folder / "broker.log"))
+    else:
+        broker = embedded_broker(log_path=str(folder / "broker.log"))
+    with broker as broker_url:
+        for mode in modes:
             rows = soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder)
             print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
                   f"{'worker':>7} {'w MiB':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
