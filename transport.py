@@ -41,7 +41,7 @@ BROKER_RETRY_SECONDS = 2.0
 class LowWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fetch_wait = AdaptiveFetchWait(self.app.fetch_waits)
+        self.fetch_wait = self.app.fetch_wait = AdaptiveFetchWait(self.app.fetch_waits)
         # Partitions paused in aiokafka itself (see LowWaitConsumer), which it therefore never fetches.
         self.paused_in_aiokafka: set[TP] = set()
 
@@ -227,6 +227,8 @@ class MidiFaustApp(faust.App):
 
     def __init__(self, *args, fetch_waits: FetchWaits, **kwargs) -> None:
         self.fetch_waits = fetch_waits
+        # The consumer's, once its thread exists; counts the fetches by wait for the status line.
+        self.fetch_wait: AdaptiveFetchWait | None = None
         super().__init__(*args, Worker=MidiWorker, **kwargs)
         brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
         self.broker_outage_log = BrokerOutageLog(brokers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import click
 from faust.types import TP
@@ -117,7 +118,32 @@ async def play(records):
             await player.stop()
 
 
+class KafkaLoad:
+    """What the worker asks of the broker between two status lines: fetches by the wait they were sent
+    with (adjustments.fetch_wait) and resume-point writes, per second."""
+
+    def __init__(self) -> None:
+        self.fetches: dict[str, int] = {}
+        self.writes = 0
+        self.at = time.monotonic()
+
+    def line(self, fetches: dict[str, int], writes: int) -> str:
+        now = time.monotonic()
+        elapsed = max(now - self.at, 1e-9)
+        rates = ", ".join(f"{(count - self.fetches.get(state, 0)) / elapsed:.0f} {state}"
+                          for state, count in fetches.items())
+        written = (writes - self.writes) / elapsed
+        self.fetches, self.writes, self.at = dict(fetches), writes, now
+        return f"fetches/s: {rates}; resume-point writes/s: {written:.1f}"
+
+
+kafka_load = KafkaLoad()
+
+
 @app.timer(interval=settings.status_interval)
 async def report_status() -> None:
     for player in active_players:
         logger.info("status: %s", player.status())
+    if app.fetch_wait is not None:
+        writes = sum(player.resume_points.writes for player in active_players)
+        logger.info("kafka load: %s", kafka_load.line(app.fetch_wait.fetches, writes))
