@@ -7,7 +7,6 @@ this worker lost are released when the new assignment arrives.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 import click
@@ -19,11 +18,6 @@ from playback.player import Player
 from playback.resume import InOrderAcks
 
 logger = logging.getLogger(__name__)
-
-# Faust's consumer runs in a thread of its own; with Python's default 5 ms GIL switch interval a
-# note due now can wait that long behind it, ruining sub-millisecond scheduling.
-GIL_SWITCH_INTERVAL = 0.0005
-sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 # Songs remembered with their partition beyond those playing; past that, finished songs are forgotten.
 FINISHED_SONG_PARTITIONS_KEPT = 1000

@@ -1,6 +1,8 @@
 """The worker's Kafka transport: nothing in how Faust drives aiokafka holds a note back."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from mode.utils.queues import FlowControlQueue
 
 from processes import WorkerProcess, run_producer
@@ -45,3 +47,28 @@ async def test_resuming_flow_that_runs_keeps_what_the_stream_queues_hold():
     flow.suspend()
     flow.resume()
     assert queue.empty()
+
+
+def test_importing_the_app_leaves_the_interpreters_gil_switch_interval_alone():
+    # Only the worker switches the GIL every 0.5 ms; produce-midi and anything else importing the app
+    # keep Python's own interval.
+    import subprocess
+    import sys
+
+    code = "import sys; default = sys.getswitchinterval(); import midi_app; print(sys.getswitchinterval() == default)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip() == "True", result.stderr
+
+
+def test_the_worker_switches_the_gil_every_half_millisecond():
+    from transport import GIL_SWITCH_INTERVAL, MidiWorker
+    import sys
+
+    before = sys.getswitchinterval()
+    try:
+        from midi_app import app
+        MidiWorker(app, loglevel="WARNING")
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL
+    finally:
+        sys.setswitchinterval(before)
