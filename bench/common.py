@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
+from embedded_broker import embedded_broker  # noqa: E402
+from mock_cluster import mock_cluster  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
 from producer.publish import ensure_topic  # noqa: E402
 from settings import Settings  # noqa: E402
@@ -63,6 +65,20 @@ class ProcessUsage:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+
+BROKER_KINDS = ("tansu", "mock")
+# Every benchmark's worker writes to the played_seqs table.
+CHANGELOG = "midi_app-played_seqs-changelog"
+
+
+def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull):
+    """The broker a benchmark runs on, as a context manager yielding its URL: the embedded Tansu broker,
+    or librdkafka's mock cluster, which cannot create topics, with ``topics`` (one partition each) and
+    the table's changelog made beforehand."""
+    if kind == "mock":
+        return mock_cluster(topics={topic: 1 for topic in [*topics, CHANGELOG]}, log_path=log_path)
+    return embedded_broker(log_path=log_path)
 
 
 def bootstrap(broker_url: str) -> str:

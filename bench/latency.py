@@ -5,7 +5,7 @@ The app's figures are measured outside the worker: the recording mido backend st
 as the port receives it, and the producer's send times are read back from the topic. The worker's
 own song summary is printed beside them, to show that it agrees.
 
-    .venv/bin/python bench/latency.py [--seconds S] [--smoke]
+    .venv/bin/python bench/latency.py [--seconds S | --song FILE] [--modes live,buffered] [--broker tansu|mock] [--smoke]
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ import tempfile
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import (RAW_FETCH_WAIT_MS, bootstrap, percentiles, ratio_line, raw_paced_latency, timing_errors_ms,
-                    write_dense_song)
+from common import (BROKER_KINDS, RAW_FETCH_WAIT_MS, bench_broker, bootstrap, percentiles, ratio_line,
+                    raw_paced_latency, timing_errors_ms, write_dense_song)
 
-from embedded_broker import embedded_broker
 from models.midi_event import decode_record
 from processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
@@ -62,10 +61,17 @@ def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path
     if [entry["bytes"] for entry in played] != [data for _, data in score]:
         raise SystemExit(f"{topic}: the port did not receive the score exactly")
     sent = asyncio.run(sent_times(broker_url, topic))
+    errors = timing_errors_ms([entry["time"] for entry in played], [t for t, _ in score])
+    chords: dict[float, list[float]] = {}
+    for (score_time, _), entry in zip(score, played):
+        chords.setdefault(score_time, []).append(entry["time"])
     outside = {
         "events": len(played),
         "latency_ms": percentiles([(entry["time"] - sent[seq]) * 1000 for seq, entry in enumerate(played)]),
-        "timing_error_ms": percentiles(timing_errors_ms([entry["time"] for entry in played], [t for t, _ in score])),
+        "timing_error_ms": percentiles(errors),
+        # From the first to the last message of the events sharing a score time (a chord).
+        "chord_spread_ms": percentiles([(max(times) - min(times)) * 1000 for times in chords.values() if len(times) > 1]),
+        "first_chord_error_ms": max(error for error, (score_time, _) in zip(errors, score) if score_time == score[0][0]),
     }
     return outside, summary
 
@@ -75,6 +81,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the test song")
     parser.add_argument("--smoke", action="store_true", help="a 2 s song, to check the benchmark runs")
     parser.add_argument("--song", type=Path, help="play this MIDI file instead of the generated dense song")
+    parser.add_argument("--modes", default="live,buffered", help="live, buffered or both")
+    parser.add_argument("--broker", choices=BROKER_KINDS, default="tansu",
+                        help="the embedded Tansu broker, or librdkafka's mock cluster (partitions kept to 5 MiB)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="midi-bench-"))
     if args.song:
@@ -84,13 +93,17 @@ def main() -> None:
         song = folder / "dense.mid"
         score = write_dense_song(song, 2.0 if args.smoke else args.seconds)
         print(f"song: {len(score)} events over {score[-1][0]:.1f} s (4-note chords every 250 ms, runs 30 ms apart, pedal)")
-    with embedded_broker() as broker_url:
+    with bench_broker(args.broker, ["bench-raw", *(f"bench-{index}" for index in range(len(MODES)))]) as broker_url:
         raw = asyncio.run(raw_paced_latency(broker_url, "bench-raw", score))
         for index, (mode, mode_env) in enumerate(MODES.items()):
+            if mode.split()[0] not in args.modes.split(","):
+                continue
             outside, summary = measure_app(broker_url, song, score, mode_env, folder, f"bench-{index}")
             print(f"{mode}: worker summary latency {summary['latency_ms']} timing error {summary['timing_error_ms']}"
                   f" events {summary['events']} lost {summary['lost']} late {summary['late']}")
             print(f"{mode}: measured at the port latency {outside['latency_ms']} timing error {outside['timing_error_ms']}")
+            print(f"{mode}: chord spread {outside['chord_spread_ms']}, first chord's timing error "
+                  f"{outside['first_chord_error_ms']:.2f} ms")
             for figure in ("latency_ms", "timing_error_ms"):
                 for stat in ("p50", "p99"):
                     print(ratio_line(f"{mode} {figure} {stat}", outside[figure][stat], raw[figure][stat], "ms"))

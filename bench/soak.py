@@ -22,10 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import ProcessUsage, bootstrap, percentiles
+from common import BROKER_KINDS, ProcessUsage, bench_broker, bootstrap, percentiles
 
-from embedded_broker import embedded_broker
-from mock_cluster import mock_cluster
 from models.midi_event import decode_record
 from processes import HERE, WorkerProcess, faust_command, stop_process
 from tests.recording_backend import read_recording
@@ -167,7 +165,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="seconds per line")
     parser.add_argument("--modes", default="live,buffered")
     parser.add_argument("--songs", type=Path, nargs="+", default=DEFAULT_SONGS)
-    parser.add_argument("--broker", choices=("tansu", "mock"), default="tansu",
+    parser.add_argument("--broker", choices=BROKER_KINDS, default="tansu",
                         help="the embedded Tansu broker, or librdkafka's mock cluster (partitions kept to 5 MiB)")
     parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
     parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
@@ -177,13 +175,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
     print(f"songs: {', '.join(song.name for song in args.songs)}; {args.minutes:g} min per mode; broker: {args.broker}")
     modes = args.modes.split(",")
-    if args.broker == "mock":
-        # No CreateTopics there: the notes topic of each mode and the table's changelog, made beforehand.
-        topics = {f"soak-{mode}": 1 for mode in modes} | {"midi_app-played_seqs-changelog": 1}
-        broker = mock_cluster(topics=topics, log_path=str(folder / "broker.log"))
-    else:
-        broker = embedded_broker(log_path=str(folder / "broker.log"))
-    with broker as broker_url:
+    with bench_broker(args.broker, [f"soak-{mode}" for mode in modes], str(folder / "broker.log")) as broker_url:
         for mode in modes:
             rows = soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder)
             print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "

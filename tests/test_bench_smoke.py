@@ -1,8 +1,10 @@
 """CI runs each benchmark briefly: it must run end to end and print its comparison with raw aiokafka.
 
-The figures themselves are not asserted: benchmarks are for a quiet machine, not for CI."""
+Their figures are not asserted against the targets (benchmarks are for a quiet machine, not for CI), except
+for a functional bound on a one-minute soak: a run that slows down as it goes fails it."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +26,21 @@ def test_benchmark_smoke_run_prints_its_comparison(script, expected_rows):
         line = next((line for line in result.stdout.splitlines() if line.startswith(row)), None)
         assert line is not None, f"{row!r} missing from:\n{result.stdout}"
         assert "app/raw" in line
+
+
+# The soak's target is the last minute within 1.2x of the first; CI only guards against a run that
+# slows down for good, with a bound far above that (and a floor, as a first window can be quiet).
+SOAK_GROWTH_BOUND = 3.0
+SOAK_FLOOR_MS = 3.0
+
+
+def test_a_one_minute_soak_does_not_slow_down():
+    result = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--smoke", "--broker", "mock", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line.split("soak row ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("soak row ")]
+    assert len(rows) == 3, result.stdout
+    assert all(row["events"] > 100 for row in rows), result.stdout
+    first, last = (row["timing_error_ms"]["p99"] for row in (rows[0], rows[-1]))
+    assert last <= SOAK_GROWTH_BOUND * max(first, SOAK_FLOOR_MS), result.stdout
+    assert "0 events sent but not played" in result.stdout, result.stdout
