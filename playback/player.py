@@ -72,7 +72,10 @@ class Player:
         self._idle_watch: asyncio.Task | None = None
         self.songs: dict[str, SongStats] = {}
         self.queues: dict[str, SongQueue] = {}
-        self.finished: OrderedDict[str, SongStats] = OrderedDict()
+        # Only the ids: a finished song's stats (every latency, every seq seen) would keep ~1 MB per
+        # ten-minute song alive for as long as it is remembered.
+        self.finished: OrderedDict[str, None] = OrderedDict()
+        self.after_end = 0
         self.invalid = 0
         self._invalid_logged_at = -INVALID_LOG_INTERVAL
         self._invalid_unlogged = 0
@@ -122,9 +125,9 @@ class Player:
         is played before a song ends here."""
         stats = self.songs.get(event.song)
         if stats is None:
-            finished = self.finished.get(event.song)
-            if finished is not None:
-                finished.duplicates += 1
+            if event.song in self.finished:
+                # Its summary is logged already: a copy arriving now is counted apart.
+                self.after_end += 1
                 return
             stats = self.songs[event.song] = self._start_song(event.song)
         stats.last_event_at = time.monotonic()
@@ -289,7 +292,7 @@ class Player:
             self._idle_watch = None
 
     def _remember_finished(self, stats: SongStats) -> None:
-        self.finished[stats.song] = stats
+        self.finished[stats.song] = None
         while len(self.finished) > FINISHED_SONGS_KEPT:
             self.finished.popitem(last=False)
 
@@ -314,6 +317,8 @@ class Player:
                          f"last latency {latency:.1f} ms")
         if self.invalid:
             parts.append(f"{self.invalid} invalid records skipped")
+        if self.after_end:
+            parts.append(f"{self.after_end} copies of finished songs' events skipped")
         return "; ".join(parts) or "waiting for notes"
 
     def _reject(self, raw: bytes | None, error: InvalidEvent) -> None:

@@ -379,3 +379,16 @@ def test_a_chords_notes_leave_back_to_back_and_are_counted_afterwards():
 
     assert watch.counted == [0] * 10
     assert player.songs["chord"].events == 10
+
+
+def test_a_finished_song_is_remembered_by_its_id_alone_and_a_late_copy_of_it_is_skipped_and_counted():
+    # Its stats (every latency and seq of a ten-minute song, ~1 MB) stayed alive with it: the worker's
+    # memory grew with every song of a day-long canary.
+    player = Player(OutputSet([FailingOutput(refused_note=-1)]))
+    player.handle(song_record("done", 0, [(0.0, [0x90, 60, 90]), (0.1, [0x80, 60, 0])]))
+    player.handle(end_record("done", 2))
+
+    assert dict(player.finished) == {"done": None} and "done" not in player.songs
+    player.handle(song_record("done", 1, [(0.1, [0x80, 60, 0])]))
+    assert player.after_end == 1 and "done" not in player.songs
+    assert "1 copies of finished songs' events skipped" in player.status()
