@@ -37,7 +37,7 @@ def spaced_score(tmp_path) -> tuple[str, list[list[int]]]:
 
 
 @pytest.fixture
-def jack_worker_env(jack_env, broker_url) -> dict[str, str]:
+def jack_worker_env(jack_env, broker_url) -> dict[str, str]:  # noqa: F811
     return {**jack_env, "BROKER_URL": broker_url, "MIDO_BACKEND": JACK_BACKEND, "MIDI_OUTPUT": "port"}
 
 
