@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # each benchmark starts its own broker and worker
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
