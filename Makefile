@@ -1,10 +1,11 @@
 # Two commands: `make run` plays the demo songs end to end; `make test` runs the tests.
+# `make check` is the quick loop while editing: ruff and the tests that start no process.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench system-deps real-songs clean
+.PHONY: run test check bench system-deps real-songs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,11 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q tests
+
+# Lint and the unit tests: every test not marked integration (tests/conftest.py marks those that start a
+# broker, a worker or jackd), so no system packages are needed.
+check: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/python -m pytest -q -m "not integration" tests
 
 # The full benchmarks (minutes; run them on a quiet machine). CI runs their --smoke versions in make test.
 bench: $(STAMP) system-deps

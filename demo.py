@@ -15,7 +15,8 @@ SONG_TIMEOUT = 60.0
 
 def echo_worker_line(line: str) -> None:
     """Notes the worker prints, warnings, and its per-song summaries; not Faust's start-up chatter."""
-    if not line.startswith("[") or any(mark in line for mark in ("WARNING", "ERROR", SONG_SUMMARY_MARK, "playing through", "status:")):
+    if not line.startswith("[") or any(
+            mark in line for mark in ("WARNING", "ERROR", SONG_SUMMARY_MARK, "playing through", "status:")):
         print(f"worker | {line.split('] ', 3)[-1]}", flush=True)
 
 

@@ -58,7 +58,8 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
         )
     try:
         if not wait_for_listener(port, STARTUP_TIMEOUT):
-            raise RuntimeError(f"embedded broker did not listen on {listener} within {STARTUP_TIMEOUT:.0f} s (log: {log_path})")
+            raise RuntimeError(f"embedded broker did not listen on {listener} within {STARTUP_TIMEOUT:.0f} s"
+                               f" (log: {log_path})")
         yield f"kafka://127.0.0.1:{advertised_port or port}"
     finally:
         stop_process(process)
@@ -67,7 +68,8 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9092
     with embedded_broker(port) as url:
-        print(f"embedded broker running: export BROKER_URL={url}   (Ctrl-C stops it; its data lives in memory)", flush=True)
+        print(f"embedded broker running: export BROKER_URL={url}   (Ctrl-C stops it; its data lives in memory)",
+              flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             signal.pause()

@@ -5,7 +5,8 @@ The app's figures are measured outside the worker: the recording mido backend st
 as the port receives it, and the producer's send times are read back from the topic. The worker's
 own song summary is printed beside them, to show that it agrees.
 
-    .venv/bin/python bench/latency.py [--seconds S | --song FILE] [--modes live,buffered] [--broker tansu|mock] [--smoke]
+    .venv/bin/python bench/latency.py [--seconds S | --song FILE] [--modes live,buffered]
+                                      [--broker tansu|mock] [--smoke]
 """
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ from processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import mido_score
 
-MODES = {"live": {"MIDI_PLAYBACK": "live"}, "buffered 0.2 s": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
+MODES = {
+    "live": {"MIDI_PLAYBACK": "live"},
+    "buffered 0.2 s": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"},
+}
 
 
 async def sent_times(broker_url: str, topic: str) -> dict[int, float]:
@@ -70,8 +74,10 @@ def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path
         "latency_ms": percentiles([(entry["time"] - sent[seq]) * 1000 for seq, entry in enumerate(played)]),
         "timing_error_ms": percentiles(errors),
         # From the first to the last message of the events sharing a score time (a chord).
-        "chord_spread_ms": percentiles([(max(times) - min(times)) * 1000 for times in chords.values() if len(times) > 1]),
-        "first_chord_error_ms": max(error for error, (score_time, _) in zip(errors, score) if score_time == score[0][0]),
+        "chord_spread_ms": percentiles([(max(times) - min(times)) * 1000
+                                        for times in chords.values() if len(times) > 1]),
+        "first_chord_error_ms": max(error for error, (score_time, _) in zip(errors, score)
+                                    if score_time == score[0][0]),
     }
     return outside, summary
 
@@ -92,7 +98,8 @@ def main() -> None:
     else:
         song = folder / "dense.mid"
         score = write_dense_song(song, 2.0 if args.smoke else args.seconds)
-        print(f"song: {len(score)} events over {score[-1][0]:.1f} s (4-note chords every 250 ms, runs 30 ms apart, pedal)")
+        print(f"song: {len(score)} events over {score[-1][0]:.1f} s"
+              " (4-note chords every 250 ms, runs 30 ms apart, pedal)")
     with bench_broker(args.broker, ["bench-raw", *(f"bench-{index}" for index in range(len(MODES)))]) as broker_url:
         raw = asyncio.run(raw_paced_latency(broker_url, "bench-raw", score))
         for index, (mode, mode_env) in enumerate(MODES.items()):
@@ -101,7 +108,8 @@ def main() -> None:
             outside, summary = measure_app(broker_url, song, score, mode_env, folder, f"bench-{index}")
             print(f"{mode}: worker summary latency {summary['latency_ms']} timing error {summary['timing_error_ms']}"
                   f" events {summary['events']} lost {summary['lost']} late {summary['late']}")
-            print(f"{mode}: measured at the port latency {outside['latency_ms']} timing error {outside['timing_error_ms']}")
+            print(f"{mode}: measured at the port latency {outside['latency_ms']}"
+                  f" timing error {outside['timing_error_ms']}")
             print(f"{mode}: chord spread {outside['chord_spread_ms']}, first chord's timing error "
                   f"{outside['first_chord_error_ms']:.2f} ms")
             for figure in ("latency_ms", "timing_error_ms"):

@@ -144,8 +144,10 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
                          "broker_rss_mib": broker.rss_mib(), "records_held": held})
             last = now
             row = rows[-1]
-            print(f"  {mode} {(index + 1) * window:5.0f} s: worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
-                  f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held", flush=True)
+            print(f"  {mode} {(index + 1) * window:5.0f} s:"
+                  f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
+                  f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held",
+                  flush=True)
         publisher.join()
         time.sleep(1.0 + float(MODES[mode].get("MIDI_PLAYOUT_DELAY", 0)))  # the last notes sent reach the port
     played = read_recording(recording) if recording.exists() else []
@@ -182,7 +184,8 @@ def main() -> None:
                   f"{'worker':>7} {'w MiB':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
             for row in rows:
                 error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
-                print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} {error.get('p50', float('nan')):8.2f} "
+                print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} "
+                      f"{error.get('p50', float('nan')):8.2f} "
                       f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
                       f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['broker_cpu']:6.0f}% "
                       f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")

@@ -57,7 +57,8 @@ class SoundingNotes:
     def note_offs(self) -> list[mido.Message]:
         """A note-off for each held note, then pedal up where it is down."""
         messages = [mido.Message("note_off", channel=ch, note=note) for ch, note in sorted(self.notes)]
-        messages += [mido.Message("control_change", channel=ch, control=SUSTAIN_PEDAL, value=0) for ch in sorted(self.pedals)]
+        messages += [mido.Message("control_change", channel=ch, control=SUSTAIN_PEDAL, value=0)
+                     for ch in sorted(self.pedals)]
         return messages
 
 
@@ -159,7 +160,8 @@ def open_instead_of_port(settings: Settings, stack: ExitStack) -> Output:
     try:
         wav = stack.enter_context(WavOutput(FALLBACK_WAV, settings.soundfont))
     except SynthUnavailable as exc:
-        logger.warning("no MIDI output port exists and %s; printing notes instead (MIDI_OUTPUT=null measures only)", exc)
+        logger.warning("no MIDI output port exists and %s; printing notes instead (MIDI_OUTPUT=null measures only)",
+                       exc)
         return ConsoleOutput()
     logger.warning("no MIDI output port exists and %s; writing what is played to %s", no_synth, wav.path.resolve())
     return wav

@@ -52,7 +52,8 @@ def _fluidsynth():
 def _library_default_soundfont(fluidsynth, settings) -> str | None:
     """The SoundFont libfluidsynth was built to load (Debian: /usr/share/sounds/sf3/default-GM.sf3)."""
     value = ctypes.create_string_buffer(4096)
-    if fluidsynth.fluid_settings_copystr(settings, b"synth.default-soundfont", value, len(value)) != fluidsynth.FLUIDSETTING_EXISTS:
+    found = fluidsynth.fluid_settings_copystr(settings, b"synth.default-soundfont", value, len(value))
+    if found != fluidsynth.FLUIDSETTING_EXISTS:
         return None
     return value.value.decode() or None
 
@@ -153,7 +154,8 @@ class SynthOutput:
             with _stderr_of_c_libraries() as complaints:
                 self.synth.audio_driver = fluidsynth.new_fluid_audio_driver(self.synth.settings, self.synth.synth)
             if not self.synth.audio_driver:
-                said = [line for line in complaints if line.startswith("fluidsynth:")] or complaints or ["no reason given"]
+                said = ([line for line in complaints if line.startswith("fluidsynth:")]
+                        or complaints or ["no reason given"])
                 raise SynthUnavailable(
                     f"no audio device for the synth: FluidSynth's {driver} driver failed ({said[-1].strip()}); "
                     "connect a sound card or start an audio server, or record instead with MIDI_OUTPUT=wav:PATH")

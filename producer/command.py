@@ -119,7 +119,8 @@ def check_options(files: list[Path], *, speed_ratio: float, record_size: int) ->
     if size <= MAX_REQUEST_BYTES:
         return None
     largest = record_size - (size - MAX_REQUEST_BYTES)
-    while largest > 0 and largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=largest) > MAX_REQUEST_BYTES:
+    while (largest > 0
+           and largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=largest) > MAX_REQUEST_BYTES):
         largest -= 1
     return (
         f"--record-size {record_size}: records would take up to {size} bytes, more than the "

@@ -133,7 +133,8 @@ def read_track(data: bytes, stream: io.BytesIO, pos: int, size: int, timeline: l
                 tick -= delta  # mido 1.3 drops the delta time of a meta type it does not know
             elif meta.type == "set_tempo":
                 if meta.tempo == 0:
-                    raise MidiFileError(f"tempo of 0 microseconds per beat at tick {tick} would play every later note at once")
+                    raise MidiFileError(f"tempo of 0 microseconds per beat at tick {tick}"
+                                        " would play every later note at once")
                 tempos.append((tick, meta.tempo))
     return pos, others_allowed
 

@@ -112,7 +112,8 @@ async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Pat
             song_id = new_song_id(path)
             tell(f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")
             report = await publish_song(producer, topic, song, song_id, speed_ratio=speed_ratio,
-                                        record_size=record_size, progress=lambda line: tell(f"{line}{label}"),
+                                        record_size=record_size,
+                                        progress=lambda line, label=label: tell(f"{line}{label}"),
                                         stop=stop.event)
             if report.events == 0 and song.events:
                 tell(f"not sent {song_id}: stopped before its first event")

@@ -258,7 +258,8 @@ async def publish_song(
         first = after
         if time.perf_counter() >= next_progress:
             next_progress += PROGRESS_INTERVAL
-            progress(f"{song_id}: {events[first - 1].score_time:7.2f}/{song.duration:.2f} s, {first}/{len(events)} events sent")
+            progress(f"{song_id}: {events[first - 1].score_time:7.2f}/{song.duration:.2f} s,"
+                     f" {first}/{len(events)} events sent")
     if first or not events:
         await send(first, [(events[first - 1].score_time if first else 0.0, [])], end=True)
     while unacknowledged:

@@ -11,6 +11,25 @@ sys.path.insert(0, str(ROOT))
 
 from embedded_broker import embedded_broker  # noqa: E402
 
+# Fixtures that start a process: the embedded broker (broker_url, and worker_env through it) and jackd
+# (jack_env, the fixture tests/jack_server.py defines, and test_jack_port's jack_worker_env through it).
+PROCESS_FIXTURES = frozenset({"broker_url", "worker_env", "jack_env", "jack_worker_env"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `integration` every test that starts a broker or jackd through a fixture.
+
+    `make check` runs `-m "not integration"`: the tests that start no process, in seconds, so they can be
+    run after every edit; `make test` still runs everything. Marking by fixture keeps a new end-to-end
+    test out of the quick run without anyone remembering a marker. item.fixturenames holds the fixtures
+    a test requests directly and through other fixtures, so asking for worker_env counts as asking for
+    broker_url. Modules whose tests start processes themselves (embedded_broker(...), the benchmarks,
+    the app's commands) carry their own `pytestmark = pytest.mark.integration`.
+    """
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture
 def broker_url(tmp_path):

@@ -25,7 +25,8 @@ def write_song(path: Path, timeline: list[tuple[float, list[int]]]) -> list[tupl
     midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
     midi.tracks.append(track)
     midi.save(path)
-    return [(seconds_to_ticks(t) * TEMPO / 1_000_000 / TICKS_PER_BEAT, data) for t, data in sorted(timeline, key=lambda item: item[0])]
+    return [(seconds_to_ticks(t) * TEMPO / 1_000_000 / TICKS_PER_BEAT, data)
+            for t, data in sorted(timeline, key=lambda item: item[0])]
 
 
 def every_kind_timeline(seconds: float = 4.0, spacing: float = 0.05) -> list[tuple[float, list[int]]]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # each benchmark starts its own broker and worker
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -20,7 +22,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("parse.py", ["read_song (events/s)"]),
 ])
 def test_benchmark_smoke_run_prints_its_comparison(script, expected_rows):
-    result = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True, text=True, timeout=240)
+    result = subprocess.run([sys.executable, str(BENCH / script), "--smoke"],
+                            capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     for row in expected_rows:
         line = next((line for line in result.stdout.splitlines() if line.startswith(row)), None)
@@ -38,7 +41,8 @@ def test_a_one_minute_soak_does_not_slow_down():
     result = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--smoke", "--broker", "mock", "--json"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    rows = [json.loads(line.split("soak row ", 1)[1]) for line in result.stdout.splitlines() if line.startswith("soak row ")]
+    rows = [json.loads(line.split("soak row ", 1)[1])
+            for line in result.stdout.splitlines() if line.startswith("soak row ")]
     assert len(rows) == 3, result.stdout
     assert all(row["events"] > 100 for row in rows), result.stdout
     first, last = (row["timing_error_ms"]["p99"] for row in (rows[0], rows[-1]))

@@ -22,6 +22,8 @@ from tests.song_files import write_song
 from tests.test_end_to_end import assert_only_releases
 from tests.topic_values import events_on_topic
 
+pytestmark = pytest.mark.integration  # brokers the tests start themselves, workers and produce-midi
+
 UNREACHABLE_BOUND = 30.0  # what the issue promises a user of produce-midi
 SONG_EVENTS = 400
 EVENT_SPACING = 0.02  # 50 events/s: an 8 s song

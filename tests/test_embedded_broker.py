@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from embedded_broker import embedded_broker, free_port, wait_for_listener
+
+pytestmark = pytest.mark.integration  # each test starts the broker itself
 
 
 def accepts_connections(port: int) -> bool:

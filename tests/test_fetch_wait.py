@@ -1,8 +1,6 @@
 """adjustments/fetch_wait.py: the wait of each fetch follows the lag and the time since data last came."""
 from __future__ import annotations
 
-import asyncio
-
 from aiokafka.structs import TopicPartition
 
 from adjustments.fetch_wait import PRIVATE_NAMES, AdaptiveFetchWait, FetchWaits, partition_lags

@@ -14,6 +14,8 @@ from tests.jack_server import JACK_BACKEND, jack_env  # noqa: F401  (jack_env is
 from tests.song_files import write_song
 from tests.test_end_to_end import assert_only_releases
 
+pytestmark = pytest.mark.integration  # jackd, a broker, the worker and produce-midi
+
 TEST_CLIENT = "midi_app_test"
 TEST_INPUT = "jack_test_input"
 # Messages 30 ms apart, more than one JACK cycle (21 ms with the dummy driver's defaults): JACK
@@ -37,7 +39,7 @@ def spaced_score(tmp_path) -> tuple[str, list[list[int]]]:
 
 
 @pytest.fixture
-def jack_worker_env(jack_env, broker_url) -> dict[str, str]:
+def jack_worker_env(jack_env, broker_url) -> dict[str, str]:  # noqa: F811
     return {**jack_env, "BROKER_URL": broker_url, "MIDO_BACKEND": JACK_BACKEND, "MIDI_OUTPUT": "port"}
 
 

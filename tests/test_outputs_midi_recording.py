@@ -34,7 +34,8 @@ def test_recording_of_a_played_song_has_the_score_s_messages_at_the_measured_tim
     assert_only_releases([data for _, data in played[len(score):]])
     errors = timing_errors_ms([seconds for seconds, _ in played[: len(score)]], [seconds for seconds, _ in score])
     measured = summary["timing_error_ms"]["max"]
-    print(f"recording's timing error p99 {p99(errors):.2f} ms, max {errors[-1]:.2f} ms; worker measured max {measured:.2f} ms")
+    print(f"recording's timing error p99 {p99(errors):.2f} ms, max {errors[-1]:.2f} ms;"
+          f" worker measured max {measured:.2f} ms")
     # The recording's clock is read inside the output, the worker's just after it: within 1 ms of each other.
     assert errors[-1] <= measured + 1.0
 

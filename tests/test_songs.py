@@ -125,7 +125,8 @@ BROKEN_FILES = {
     "zero division": (smf(GOOD_TRACK, division=0), "0 ticks per beat"),
     "zero tempo": (smf(track(b"\x00\xff\x51\x03\x00\x00\x00", NOTE)), "tempo of 0"),
     "delta over 4 bytes": (smf(track(b"\x81\x80\x80\x80\x80\x00\x90\x3c\x64")), "4-byte maximum"),
-    "9.7 hours of silence": (smf(track(b"\xff\xff\xff\x7f\x90\x3c\x64"), division=3840), "song lasts 34952.5 s (9.7 h)"),
+    "9.7 hours of silence": (smf(track(b"\xff\xff\xff\x7f\x90\x3c\x64"), division=3840),
+                             "song lasts 34952.5 s (9.7 h)"),
     "no tracks": (smf(), "no notes or other channel messages"),
     "only meta messages": (smf(track(b"\x00\xff\x03\x04name")), "no notes or other channel messages"),
 }

@@ -31,7 +31,8 @@ WHOLE_FILES = os.environ.get("MIDI_FUZZ_WHOLE_FILES", "") == "1"
 MESSAGES_KEPT_PER_TRACK = 40
 HEADER_BYTES = 22  # after the MThd tag: header length, format, track count, division, first track's header
 # Values that sit on the edges of MIDI's encodings: longest delta, running status, meta, sysex, tempo 0.
-INTERESTING = (b"\xff\xff\xff\x7f", b"\x00", b"\x80", b"\xff", b"\xf0", b"\xf7", b"\xff\x51\x03\x00\x00\x00", b"\x7f\xff")
+INTERESTING = (b"\xff\xff\xff\x7f", b"\x00", b"\x80", b"\xff", b"\xf0", b"\xf7",
+               b"\xff\x51\x03\x00\x00\x00", b"\x7f\xff")
 # Reasons for which mido itself cannot read the file; the others are the app's own checks and limits.
 PARSE_ERRORS = ("not a MIDI file", "truncated", "broken MIDI data", "broken key signature", "a meta message",
                 "values MIDI does not allow")
