@@ -36,10 +36,9 @@ MODES = {"live": {"MIDI_PLAYBACK": "live"},
          "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
 
 
-async def read_topics(broker_url: str, topics: list[str] | None = None) -> tuple[int, dict[str, list[bytes]]]:
-    """Records the broker holds over all topics, and the values of ``topics``, in partition order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False,
-                                fetch_max_wait_ms=200)
+async def records_held(broker_url: str) -> int:
+    """Records the broker holds over all its topics (end minus beginning offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False)
     await consumer.start()
     try:
         # aiokafka's first metadata names no topic; Tansu volunteers them all, the mock cluster does not.
@@ -48,18 +47,46 @@ async def read_topics(broker_url: str, topics: list[str] | None = None) -> tuple
                       for p in consumer.partitions_for_topic(topic) or ()]
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
-        held = sum(ends[tp] - starts[tp] for tp in partitions)
-        values: dict[str, list[bytes]] = defaultdict(list)
-        wanted = [tp for tp in partitions if topics and tp.topic in topics and ends[tp] > starts[tp]]
-        if wanted:
-            consumer.assign(wanted)
-            await consumer.seek_to_beginning(*wanted)
-            while any([await consumer.position(tp) < ends[tp] for tp in wanted]):
-                for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                    values[tp.topic].extend(record.value for record in records if record.offset < ends[tp])
-        return held, values
+        return sum(ends[tp] - starts[tp] for tp in partitions)
     finally:
         await consumer.stop()
+
+
+class TopicTap:
+    """Reads partition 0 of a topic from its start, as it is written, in a thread of its own: the mock
+    cluster drops a partition's oldest records past 5 MiB, so the run's events are kept as they come."""
+
+    def __init__(self, broker_url: str, topic: str) -> None:
+        self.broker_url, self.topic = broker_url, topic
+        self.values: list[bytes] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._read()), daemon=True)
+
+    async def _read(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(self.broker_url), enable_auto_commit=False,
+                                    fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            partition = TopicPartition(self.topic, 0)
+            consumer.assign([partition])
+            await consumer.seek_to_beginning(partition)
+            while not self.stopping.is_set():
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    self.values.extend(record.value for record in records)
+            end = (await consumer.end_offsets([partition]))[partition]
+            while await consumer.position(partition) < end:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    self.values.extend(record.value for record in records)
+        finally:
+            await consumer.stop()
+
+    def __enter__(self) -> "TopicTap":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.thread.join(60)
 
 
 def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[float, float, float, str]], int, int]:
@@ -98,13 +125,17 @@ def per_window(matched, started: float, window: float) -> dict[int, dict]:
     for played_at, score_time, _, song in matched:
         offsets[song].append(played_at - score_time)
     median = {song: statistics.median(values) for song, values in offsets.items()}
-    errors, latencies = defaultdict(list), defaultdict(list)
+    errors, latencies, worst = defaultdict(list), defaultdict(list), {}
     for played_at, score_time, sent_at, song in matched:
         index = int((played_at - started) // window)
-        errors[index].append(abs(played_at - score_time - median[song]) * 1000)
+        error = abs(played_at - score_time - median[song]) * 1000
+        errors[index].append(error)
         latencies[index].append((played_at - sent_at) * 1000)
+        if error > worst.get(index, (0.0,))[0]:
+            worst[index] = (round(error, 3), song, round(score_time, 3))
     return {index: {"events": len(errors[index]), "timing_error_ms": percentiles(errors[index]),
-                    "latency_ms": percentiles(latencies[index])} for index in sorted(errors)}
+                    "latency_ms": percentiles(latencies[index]), "worst": worst.get(index)}
+            for index in sorted(errors)}
 
 
 def publish_until(deadline: float, songs: list[Path], env: dict, log: Path) -> None:
@@ -126,7 +157,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
            **MODES[mode]}
     broker = ProcessUsage.of_broker(broker_url)
     rows = []
-    with WorkerProcess(env) as worker:
+    with WorkerProcess(env) as worker, TopicTap(broker_url, topic) as tap:
         worker_sample = ProcessUsage(worker.process.pid)
         started = time.monotonic()
         wall_started = time.time()
@@ -137,7 +168,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
         for index in range(int(seconds // window)):
             time.sleep(max(0.0, started + (index + 1) * window - time.monotonic()))
             now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds())
-            held, _ = asyncio.run(read_topics(broker_url))
+            held = asyncio.run(records_held(broker_url))
             elapsed = now[0] - last[0]
             rows.append({"window": index, "worker_cpu": (now[1] - last[1]) / elapsed * 100,
                          "broker_cpu": (now[2] - last[2]) / elapsed * 100, "worker_rss_mib": worker_sample.rss_mib(),
@@ -151,8 +182,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
         publisher.join()
         time.sleep(1.0 + float(MODES[mode].get("MIDI_PLAYOUT_DELAY", 0)))  # the last notes sent reach the port
     played = read_recording(recording) if recording.exists() else []
-    _, values = asyncio.run(read_topics(broker_url, [topic]))
-    matched, extra, missing = match_played(played, values[topic])
+    matched, extra, missing = match_played(played, tap.values)
     timing = per_window(matched, wall_started, window)
     for row in rows:
         row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
