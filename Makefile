@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/python demo.py songs/
+	$(BIN)/python -m harness.demo songs/
 
 # JACK (for the real rtmidi path), real-world MIDI files written by others, and FluidSynth with a
 # General MIDI SoundFont (the synth and WAV outputs), from Debian.

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from adjustments.fetch_wait import FetchWaits
-from settings import Settings, SettingsError
-from transport import MidiFaustApp
+from config.settings import Settings, SettingsError
+from adjustments.transport import MidiFaustApp
 
 try:
     settings = Settings.from_env()

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete  # noqa: E402
 
 from common import ProcessUsage  # noqa: E402
-from embedded_broker import embedded_broker  # noqa: E402
+from brokers.embedded import embedded_broker  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
 
 HELD, PROBE = "held", "probe"

@@ -14,13 +14,13 @@ sys.path.insert(0, str(ROOT))
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
-from embedded_broker import embedded_broker  # noqa: E402
-from mock_cluster import mock_cluster  # noqa: E402
+from brokers.embedded import embedded_broker  # noqa: E402
+from brokers.mock_cluster import mock_cluster  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
 from producer.publish import ensure_topic  # noqa: E402
-from settings import Settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from tests.song_files import write_song  # noqa: E402
-from timing import wait_until  # noqa: E402
+from playback.timing import wait_until  # noqa: E402
 
 # The app's own (MIDI_FETCH_WAIT_MS), so both wait for the broker alike.
 RAW_FETCH_WAIT_MS = Settings.from_env().fetch_wait_ms

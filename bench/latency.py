@@ -21,7 +21,7 @@ from common import (BROKER_KINDS, RAW_FETCH_WAIT_MS, bench_broker, bootstrap, pe
                     raw_paced_latency, timing_errors_ms, write_dense_song)
 
 from models.midi_event import decode_record
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import mido_score
 

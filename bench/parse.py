@@ -13,7 +13,7 @@ import mido
 from common import ROOT, ratio_line
 
 from producer.songs import read_song
-from settings import Settings
+from config.settings import Settings
 
 REAL_WORLD = Path("/usr/share/games/openttd/baseset/openmsx")
 

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from common import BROKER_KINDS, ProcessUsage, bench_broker, bootstrap, percentiles
 
 from models.midi_event import decode_record
-from processes import HERE, WorkerProcess, faust_command, stop_process
+from harness.processes import ROOT, WorkerProcess, faust_command, stop_process
 from tests.recording_backend import read_recording
 
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
@@ -142,7 +142,7 @@ def publish_until(deadline: float, songs: list[Path], env: dict, log: Path) -> N
     """``produce-midi --passes forever`` over ``songs`` until ``deadline``, then SIGTERM: the song in
     flight ends there with its end event."""
     with open(log, "a") as output:
-        producer = subprocess.Popen(faust_command("produce-midi", "--passes", "forever", *map(str, songs)), cwd=HERE,
+        producer = subprocess.Popen(faust_command("produce-midi", "--passes", "forever", *map(str, songs)), cwd=ROOT,
                                     env=env, stdout=output, stderr=subprocess.STDOUT)
         while producer.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from common import ratio_line, raw_consume_rate, raw_produce_rate
 
-from embedded_broker import embedded_broker
+from brokers.embedded import embedded_broker
 from models.midi_event import encode_events
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.song_files import write_song
 
 DONE_LINE = re.compile(r"^done \S+: (\d+) events sent in ([\d.]+) s", re.M)

@@ -13,7 +13,7 @@ from outputs.midi_recording import MidiRecording
 from outputs.port import PortError, open_port
 from outputs.synth import SynthOutput, SynthUnavailable
 from outputs.wav import WavOutput
-from settings import Settings
+from config.settings import Settings
 
 __all__ = ["Output", "OutputSet", "PortError", "Recording", "SoundingNotes", "SynthUnavailable", "open_outputs"]
 

@@ -16,8 +16,8 @@ from models.midi_event import InvalidEvent, MidiEvent, decode_record
 from outputs import OutputSet
 from playback.resume import RecordProgress, ResumePoints
 from playback.stats import SongStats
-from settings import Settings
-from timing import wait_until
+from config.settings import Settings
+from playback.timing import wait_until
 
 logger = logging.getLogger(__name__)
 

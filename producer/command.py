@@ -13,11 +13,11 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.cli import AppCommand, argument, option
 
 import midi_app
-from broker_log import BrokerLogFilter, broker_log_filtered
+from adjustments.broker_log import BrokerLogFilter, broker_log_filtered, describe
 from midi_app import app, settings
 from models.midi_event import encode_events
 from producer.passes import Passes, new_song_id, publish_passes
-from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, describe, ensure_topic, kafka_producer, padding
+from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, ensure_topic, kafka_producer, padding
 from producer.songs import find_midi_files, read_song
 from producer.stopping import StopRequest
 

@@ -14,10 +14,11 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError
 
+from adjustments.broker_log import describe
 from models.midi_event import encode_events
 from producer.songs import Song
-from settings import Settings
-from timing import wait_until
+from config.settings import Settings
+from playback.timing import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +121,6 @@ async def kafka_producer(bootstrap_servers: str, *, timeout: float = Settings.pr
             await asyncio.wait_for(producer.stop(), ABANDON_GRACE)
         raise
     await producer.stop()
-
-
-def describe(error: BaseException) -> str:
-    """The error's class and message, once: aiokafka's errors often repeat the class in the message."""
-    name, text = type(error).__name__, str(error)
-    if not text:
-        return name
-    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def outcome_seen(future: asyncio.Future) -> None:

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embedded_broker import embedded_broker  # noqa: E402
+from brokers.embedded import embedded_broker  # noqa: E402
 
 # Fixtures that start a process: the embedded broker (broker_url, and worker_env through it) and jackd
 # (jack_env, the fixture tests/jack_server.py defines, and test_jack_port's jack_worker_env through it).

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from processes import stop_process
+from harness.processes import stop_process
 
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 STARTUP_TIMEOUT = 10.0

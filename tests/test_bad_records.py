@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from processes import WorkerProcess
+from harness.processes import WorkerProcess
 from tests.recording_backend import read_recording
 from tests.topic_values import create_topic, end_record, produce_values, song_record
 

@@ -13,9 +13,9 @@ from typing import Callable
 
 import pytest
 
-from embedded_broker import embedded_broker, free_port
-from processes import WorkerProcess, run_producer
-from settings import Settings
+from brokers.embedded import embedded_broker, free_port
+from harness.processes import WorkerProcess, run_producer
+from config.settings import Settings
 from tests.fault_proxy import FaultProxy
 from tests.recording_backend import read_recording
 from tests.song_files import write_song

@@ -7,7 +7,7 @@ import logging
 import pytest
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, UnknownTopicOrPartitionError
 
-from broker_log import BrokerOutageLog
+from adjustments.broker_log import BrokerOutageLog
 
 ADDRESS = "127.0.0.1:9999"
 
@@ -21,7 +21,7 @@ def logged():
     outage_log = BrokerOutageLog(ADDRESS, reminder_interval=3600)
     outage_log.install([handler])
     loggers = [logging.getLogger("aiokafka.client"), logging.getLogger("aiokafka.consumer.fetcher"),
-               logging.getLogger("broker_log"), logging.getLogger("midi_app_test")]
+               logging.getLogger("adjustments.broker_log"), logging.getLogger("midi_app_test")]
     for logger in loggers:
         logger.addHandler(handler)
         logger.propagate = False

@@ -6,7 +6,7 @@ import socket
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from embedded_broker import embedded_broker, free_port, wait_for_listener
+from brokers.embedded import embedded_broker, free_port, wait_for_listener
 
 pytestmark = pytest.mark.integration  # each test starts the broker itself
 

@@ -5,7 +5,7 @@ import statistics
 from pathlib import Path
 
 
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import every_kind_timeline, mido_score, write_song
 

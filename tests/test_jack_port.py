@@ -9,7 +9,7 @@ from contextlib import nullcontext
 import mido
 import pytest
 
-from processes import HERE, WorkerProcess, faust_command, run_producer
+from harness.processes import ROOT, WorkerProcess, faust_command, run_producer
 from tests.jack_server import JACK_BACKEND, jack_env  # noqa: F401  (jack_env is a fixture)
 from tests.song_files import write_song
 from tests.test_end_to_end import assert_only_releases
@@ -108,7 +108,7 @@ def test_worker_opens_the_port_named_by_a_case_insensitive_part(tmp_path, jack_w
 
 def test_worker_refuses_to_start_naming_the_ports_when_the_wanted_one_is_missing(jack_worker_env):
     with jack.open_input(TEST_INPUT, virtual=True, client_name=TEST_CLIENT):
-        worker = subprocess.run(faust_command("worker", "-l", "info"), cwd=HERE, text=True, timeout=60,
+        worker = subprocess.run(faust_command("worker", "-l", "info"), cwd=ROOT, text=True, timeout=60,
                                 env={**os.environ, **jack_worker_env, "MIDI_OUTPUT_PORT": "no-such-port"},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import write_song
 

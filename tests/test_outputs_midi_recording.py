@@ -4,7 +4,7 @@ from __future__ import annotations
 import mido
 
 from outputs.midi_recording import MidiRecording
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.song_files import every_kind_timeline, write_song
 from tests.test_end_to_end import assert_only_releases, p99, timing_errors_ms
 

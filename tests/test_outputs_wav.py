@@ -17,8 +17,8 @@ import outputs
 from outputs import open_outputs
 from outputs.synth import SAMPLE_RATE, SynthOutput, SynthUnavailable
 from outputs.wav import TAIL_SECONDS, WavOutput
-from processes import WorkerProcess, run_producer
-from settings import Settings
+from harness.processes import WorkerProcess, run_producer
+from config.settings import Settings
 from tests.song_files import write_song
 
 MELODY = [60, 64, 67, 72, 71, 69, 65, 62, 76, 84]  # C4 to C6, each a different pitch from its neighbours

@@ -15,7 +15,7 @@ import pytest
 from outputs import OutputSet
 from playback.player import Player
 from playback.stats import SongStats, percentiles
-from processes import SONG_SUMMARY_MARK, parse_summary
+from harness.processes import SONG_SUMMARY_MARK, parse_summary
 from tests.recording_backend import read_recording
 from tests.topic_values import end_record, song_record
 

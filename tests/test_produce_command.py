@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from playback.stats import SongStats
-from processes import HERE, faust_command, run_producer, stop_process
+from harness.processes import ROOT, faust_command, run_producer, stop_process
 from producer.publish import ensure_topic
 from tests.song_files import every_kind_timeline, write_song
 from tests.topic_values import records_on_topic
@@ -196,7 +196,7 @@ class ProducerProcess:
     """produce-midi running in a child process, its stderr lines kept for reading while it runs."""
 
     def __init__(self, broker_url: str, *args: str) -> None:
-        self.process = subprocess.Popen(faust_command("produce-midi", "-t", TOPIC, *args), cwd=HERE,
+        self.process = subprocess.Popen(faust_command("produce-midi", "-t", TOPIC, *args), cwd=ROOT,
                                         env={**os.environ, "BROKER_URL": broker_url}, text=True,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.lines: list[str] = []

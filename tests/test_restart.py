@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import write_song
 from tests.topic_values import (committed_offset, end_record, events_on_topic, produce_values, records_on_topic,

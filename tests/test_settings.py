@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, Settings, SettingsError
+from config.settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, Settings, SettingsError
 
 
 def test_an_empty_environment_gives_the_documented_defaults():

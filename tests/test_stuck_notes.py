@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from processes import WorkerProcess
+from harness.processes import WorkerProcess
 from tests.recording_backend import read_recording
 from tests.topic_values import create_topic, end_record, produce_values, song_record, wait_for_recording
 

@@ -5,7 +5,7 @@ import asyncio
 import random
 import time
 
-from timing import wait_until
+from playback.timing import wait_until
 
 WAITS = 200
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from mode.utils.queues import FlowControlQueue
 
-from processes import WorkerProcess, run_producer
+from harness.processes import WorkerProcess, run_producer
 from tests.song_files import write_song
-from transport import KeepQueuedOnResume
+from adjustments.transport import KeepQueuedOnResume
 
 NOTES = 150
 SPACING = 0.01
@@ -62,7 +62,7 @@ def test_importing_the_app_leaves_the_interpreters_gil_switch_interval_alone():
 
 
 def test_the_worker_switches_the_gil_every_half_millisecond():
-    from transport import GIL_SWITCH_INTERVAL, MidiWorker
+    from adjustments.transport import GIL_SWITCH_INTERVAL, MidiWorker
     import sys
 
     before = sys.getswitchinterval()

@@ -8,7 +8,7 @@ partition's batches too, to find a fetch's offset (rd_kafka_mock_msgset_find, "F
 index"), but keeps each partition bounded, so latency grows only until the bound, then stays flat
 (the same song on a full partition: p50 4.6-5.0 ms throughout).
 
-    python bench/mock_cluster.py [--brokers N] [--topic NAME[:PARTITIONS]]...   # until Ctrl-C; prints BROKER_URL
+    python -m brokers.mock_cluster [--brokers N] [--topic NAME[:PARTITIONS]]...   # until Ctrl-C; prints BROKER_URL
 
 Without ``--topic`` it creates midi_app's notes topic and table changelog (MIDI_TOPIC, MIDI_TOPIC_PARTITIONS).
 
@@ -45,7 +45,7 @@ from typing import Iterator, Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from processes import stop_process  # noqa: E402
+from harness.processes import stop_process  # noqa: E402
 
 STARTUP_TIMEOUT = 15.0
 RD_KAFKA_PRODUCER = 0
@@ -137,7 +137,7 @@ def mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = None,
 
 def app_topics() -> dict[str, int]:
     """midi_app's notes topic and the changelog of its played_seqs table, as the worker declares them."""
-    from settings import Settings
+    from config.settings import Settings
     settings = Settings.from_env()
     return {settings.topic: settings.topic_partitions, "midi_app-played_seqs-changelog": settings.topic_partitions}
 

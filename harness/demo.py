@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from embedded_broker import embedded_broker
-from processes import HERE, SONG_SUMMARY_MARK, WorkerProcess, run_producer, songs_published
+from brokers.embedded import embedded_broker
+from harness.processes import ROOT, SONG_SUMMARY_MARK, WorkerProcess, run_producer, songs_published
 
 SONG_TIMEOUT = 60.0
 
@@ -21,7 +21,7 @@ def echo_worker_line(line: str) -> None:
 
 
 def main(paths: list[str]) -> int:
-    with embedded_broker(log_path=str(HERE / "demo-broker.log")) as broker_url:
+    with embedded_broker(log_path=str(ROOT / "demo-broker.log")) as broker_url:
         env = {"BROKER_URL": broker_url}
         print(f"embedded broker at {broker_url}", flush=True)
         with WorkerProcess(env, echo=echo_worker_line) as worker:

@@ -21,7 +21,6 @@ from typing import Iterator
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
 
-from producer.publish import describe
 
 # While the producer retries a broker, one of aiokafka's complaints is shown per this many seconds.
 RETRY_NOTICE_INTERVAL = 2.0
@@ -39,6 +38,14 @@ UNREACHABLE_MESSAGES = (
     "Marking the coordinator dead",
     "Heartbeat session expired",
 )
+
+
+def describe(error: BaseException) -> str:
+    """The error's class and message, once: aiokafka's errors often repeat the class in the message."""
+    name, text = type(error).__name__, str(error)
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class BrokerLogFilter(logging.Filter):

@@ -31,8 +31,7 @@ from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from adjustments.fetch_wait import AdaptiveFetchWait, FetchWaits
-from broker_log import BrokerOutageLog
-from producer.publish import describe
+from adjustments.broker_log import BrokerOutageLog, describe
 
 logger = logging.getLogger(__name__)
 

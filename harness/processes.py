@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-HERE = Path(__file__).resolve().parent
+# The repository's root: the commands run there, as `faust -A midi_app` finds the app from it.
+ROOT = Path(__file__).resolve().parent.parent
 SONG_SUMMARY_MARK = "song summary "
 READY_MARK = "Worker]: Ready"
 
@@ -57,7 +58,7 @@ class WorkerProcess:
     def __enter__(self) -> "WorkerProcess":
         started = time.monotonic()
         self.process = subprocess.Popen(
-            faust_command("worker", "--without-web", "-l", "info"), cwd=HERE, env=self.env, text=True,
+            faust_command("worker", "--without-web", "-l", "info"), cwd=ROOT, env=self.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._pump, daemon=True).start()
@@ -118,7 +119,7 @@ class WorkerProcess:
 def run_producer(args: list[str], env: Mapping[str, str], timeout: float = 600.0,
                  echo: Callable[[str], None] = lambda line: None) -> subprocess.CompletedProcess:
     """Run ``produce-midi`` to completion, echoing its progress lines; they are kept in ``stderr``."""
-    process = subprocess.Popen(faust_command("produce-midi", *args), cwd=HERE, env={**os.environ, **env},
+    process = subprocess.Popen(faust_command("produce-midi", *args), cwd=ROOT, env={**os.environ, **env},
                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     timer = threading.Timer(timeout, process.kill)
     timer.start()
