@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from adjustments.fetch_wait import FetchWaits
 from config.settings import Settings, SettingsError
-from adjustments.transport import MidiFaustApp
+from adjustments.app import MidiFaustApp
 
 try:
     settings = Settings.from_env()

@@ -32,9 +32,23 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import Fetcher
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from adjustments.tripwire import Adjustment, Touch
+
 logger = logging.getLogger(__name__)
 
-PRIVATE_NAMES = ("_fetch_max_wait_ms", "_get_actions_per_node", "_proc_fetch_request")
+ADJUSTMENT = Adjustment("adjustments/fetch_wait.py", "fetch wait chosen per fetch", (
+    Touch(Fetcher, "_fetch_max_wait_ms", instance_attribute=True),
+    Touch(Fetcher, "_get_actions_per_node"),
+    Touch(Fetcher, "_proc_fetch_request"),
+    Touch(AIOKafkaConsumer, "_fetch_max_wait_ms", instance_attribute=True),
+    Touch(AIOKafkaConsumer, "_fetcher", instance_attribute=True),
+    Touch(AIOKafkaConsumerThread, "_create_worker_consumer"),
+    Touch(AIOKafkaConsumerThread, "_consumer", instance_attribute=True),
+))
 
 
 @dataclass(frozen=True)
@@ -105,3 +119,21 @@ def partition_lags(assignment) -> list[int | None]:
         else:
             lags.append(state.highwater - state.position)
     return lags
+
+
+class FetchWaitThread:
+    """Faust's consumer thread (mixed in before it), asking its policy for the wait of every fetch."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_wait = self.app.fetch_wait = AdaptiveFetchWait(self.app.fetch_waits)
+
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads this when it builds its fetcher in start(); from then on the policy sets it.
+        consumer._fetch_max_wait_ms = self.app.fetch_waits.live_ms
+        return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.fetch_wait.install(self._consumer._fetcher)

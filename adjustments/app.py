@@ -1,0 +1,101 @@
+"""The app's Faust classes: the app, its worker and its Kafka transport, assembled from the adjustments.
+
+Each adjustment is a module of its own (its docstring says what Faust or aiokafka does, what changes,
+why, and which private names it touches); here they are mixed into Faust's classes, and the worker
+checks at start that every name they touch still exists (adjustments/tripwire.py).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable, Mapping
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+
+from adjustments import changelog_pause, commits, fetch_wait, flow_control, patient_producer, reachability, thread_close
+from adjustments.broker_log import BrokerOutageLog
+from adjustments.tripwire import Adjustment, Touch, check
+
+# Faust's consumer runs in a thread of its own; with Python's default 5 ms GIL switch interval a
+# note due now can wait that long behind it, ruining sub-millisecond scheduling.
+GIL_SWITCH_INTERVAL = 0.0005
+
+# Where this module plugs the adjustments into Faust.
+ASSEMBLY = Adjustment("adjustments/app.py", "the app's transport classes", (
+    Touch(faust.App, "_new_transport"),
+    Touch(faust.App, "_new_producer_transport"),
+    Touch(faust_aiokafka.Consumer, "_new_consumer_thread"),
+))
+ADJUSTMENTS = [ASSEMBLY, fetch_wait.ADJUSTMENT, changelog_pause.ADJUSTMENT, commits.ADJUSTMENT,
+               thread_close.ADJUSTMENT, reachability.ADJUSTMENT, patient_producer.ADJUSTMENT, flow_control.ADJUSTMENT]
+
+
+class ConsumerThread(fetch_wait.FetchWaitThread, changelog_pause.PausedInAiokafkaThread, commits.CommitsThread,
+                     thread_close.ClosesDuringOutageThread, reachability.ReachabilityThread,
+                     faust_aiokafka.AIOKafkaConsumerThread):
+    pass
+
+
+class Consumer(changelog_pause.PausingConsumer, faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Producer(reachability.ReachabilityProducer, patient_producer.PatientProducer, faust_aiokafka.Producer):
+    pass
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+    Producer = Producer
+
+
+class MidiWorker(faust.Worker):
+    """Faust's worker: refuses to start when an adjustment would break, switches the GIL more often
+    (here, for the worker command only: produce-midi leaves the interpreter as it is), and reports an
+    unreachable broker through the app's outage log."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        problem = check(ADJUSTMENTS)
+        if problem:
+            raise SystemExit(f"midi_app worker: {problem}")
+        super().__init__(*args, **kwargs)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust replaces the root logger's handlers when the worker starts; these are the ones it uses.
+        super().on_setup_root_logger(logger, level)
+        self.app.broker_outage_log.install(logger.handlers)
+
+
+class MidiFaustApp(faust.App):
+    """A Faust app whose consumer's fetch wait follows ``fetch_waits`` (adjustments.fetch_wait), whose
+    worker reports an unreachable broker in a few lines, and whose commits the app can listen to."""
+
+    def __init__(self, *args, fetch_waits: fetch_wait.FetchWaits, **kwargs) -> None:
+        self.fetch_waits = fetch_waits
+        # The consumer's, once its thread exists; counts the fetches by wait for the status line.
+        self.fetch_wait: fetch_wait.AdaptiveFetchWait | None = None
+        super().__init__(*args, Worker=MidiWorker, **kwargs)
+        brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
+        self.broker_outage_log = BrokerOutageLog(brokers)
+        # Called with {partition: next offset to read} after each commit the broker accepted.
+        self.commit_listeners: list[Callable[[Mapping[TP, int]], None]] = []
+
+    def tell_committed(self, offsets: Mapping[TP, int]) -> None:
+        for listener in list(self.commit_listeners):
+            listener(offsets)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return flow_control.KeepQueuedOnResume(loop=self.loop)
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Transport:
+        return Transport(self.conf.broker_producer, self)
