@@ -19,6 +19,7 @@ from mode.utils.queues import FlowControlEvent
 from adjustments import changelog_pause, commits, fetch_wait, flow_control, patient_producer, reachability, thread_close
 from adjustments.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
+from playback.gc_pauses import freeze_what_exists
 
 # Faust's consumer runs in a thread of its own; with Python's default 5 ms GIL switch interval a
 # note due now can wait that long behind it, ruining sub-millisecond scheduling.
@@ -56,7 +57,8 @@ class Transport(faust_aiokafka.Transport):
 
 class MidiWorker(faust.Worker):
     """Faust's worker: refuses to start when an adjustment would break, switches the GIL more often
-    (here, for the worker command only: produce-midi leaves the interpreter as it is), and reports an
+    (here, for the worker command only: produce-midi leaves the interpreter as it is), freezes what it
+    made while starting out of later garbage collections (playback/gc_pauses.py), and reports an
     unreachable broker through the app's outage log."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -65,6 +67,12 @@ class MidiWorker(faust.Worker):
             raise SystemExit(f"midi_app worker: {problem}")
         super().__init__(*args, **kwargs)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+
+    async def on_startup_finished(self) -> None:
+        # Everything made while starting lives as long as the worker: out of every later collection.
+        # Before saying it is ready, as the first collection takes tens of ms.
+        freeze_what_exists()
+        await super().on_startup_finished()
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         # Faust replaces the root logger's handlers when the worker starts; these are the ones it uses.

@@ -14,6 +14,7 @@ from faust.types import TP
 
 from midi_app import app, notes_topic, played_seqs, settings
 from outputs import PortError, SynthUnavailable, open_outputs
+from playback.gc_pauses import GcPauses
 from playback.player import Player
 from playback.resume import InOrderAcks
 
@@ -88,7 +89,7 @@ async def release_moved_songs(sender, assigned: set[TP], **kwargs) -> None:
 async def play(records):
     # Leaving this block for any reason, an exception included, silences the outputs before Faust
     # restarts the agent.
-    with open_outputs(settings) as outputs:
+    with open_outputs(settings) as outputs, gc_pauses:
         player = Player(outputs, playback=settings.playback, playout_delay=settings.playout_delay,
                         max_lateness=settings.max_lateness, played_seqs=played_seqs,
                         max_record_bytes=settings.max_record_bytes, max_song_seconds=settings.max_song_seconds,
@@ -132,6 +133,7 @@ class KafkaLoad:
 
 
 kafka_load = KafkaLoad()
+gc_pauses = GcPauses()
 
 
 @app.timer(interval=settings.status_interval)
@@ -140,4 +142,6 @@ async def report_status() -> None:
         logger.info("status: %s", player.status())
     if app.fetch_wait is not None:
         writes = sum(player.resume_points.writes for player in active_players)
-        logger.info("kafka load: %s", kafka_load.line(app.fetch_wait.fetches, writes))
+        collections, longest = gc_pauses.take()
+        logger.info("kafka load: %s; garbage collections: %d, longest %.2f ms",
+                    kafka_load.line(app.fetch_wait.fetches, writes), collections, longest * 1000)

@@ -1,0 +1,26 @@
+"""playback/gc_pauses.py: collections counted with their longest pause; what exists frozen out of them."""
+from __future__ import annotations
+
+import gc
+
+from playback.gc_pauses import GcPauses, freeze_what_exists
+
+
+def test_each_collection_is_counted_and_the_longest_pause_kept_until_taken():
+    with GcPauses() as pauses:
+        gc.collect()
+        gc.collect(0)
+        collections, longest = pauses.take()
+    assert collections == 2 and longest > 0
+    assert pauses.take() == (0, 0.0)
+    gc.collect()
+    assert pauses.take() == (0, 0.0), "no longer installed"
+
+
+def test_what_exists_when_frozen_is_left_out_of_later_collections():
+    kept = [[index] for index in range(10_000)]
+    try:
+        freeze_what_exists()
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()
