@@ -13,8 +13,10 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -138,15 +140,39 @@ def per_window(matched, started: float, window: float) -> dict[int, dict]:
             for index in sorted(errors)}
 
 
-def publish_until(deadline: float, songs: list[Path], env: dict, log: Path) -> None:
-    """``produce-midi --passes forever`` over ``songs`` until ``deadline``, then SIGTERM: the song in
-    flight ends there with its end event."""
+def publish_until(deadline: float, stopping: threading.Event, songs: list[Path], env: dict, log: Path) -> None:
+    """``produce-midi --passes forever`` over ``songs`` until ``deadline`` (or ``stopping``), then SIGTERM:
+    the song in flight ends there with its end event."""
     with open(log, "a") as output:
         producer = subprocess.Popen(faust_command("produce-midi", "--passes", "forever", *map(str, songs)), cwd=ROOT,
                                     env=env, stdout=output, stderr=subprocess.STDOUT)
-        while producer.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stop_process(producer, timeout=30)
+        try:
+            while producer.poll() is None and time.monotonic() < deadline and not stopping.is_set():
+                time.sleep(0.2)
+        finally:
+            stop_process(producer, timeout=30)
+
+
+def measure_windows(mode: str, broker_url: str, seconds: float, window: float, started: float,
+                    worker_sample: ProcessUsage, broker: ProcessUsage) -> list[dict]:
+    """A row per window: the worker's and the broker's CPU and memory, the records the broker holds."""
+    rows = []
+    last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds())
+    for index in range(int(seconds // window)):
+        time.sleep(max(0.0, started + (index + 1) * window - time.monotonic()))
+        now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds())
+        held = asyncio.run(records_held(broker_url))
+        elapsed = now[0] - last[0]
+        rows.append({"window": index, "worker_cpu": (now[1] - last[1]) / elapsed * 100,
+                     "broker_cpu": (now[2] - last[2]) / elapsed * 100, "worker_rss_mib": worker_sample.rss_mib(),
+                     "broker_rss_mib": broker.rss_mib(), "records_held": held})
+        last = now
+        row = rows[-1]
+        print(f"  {mode} {(index + 1) * window:5.0f} s:"
+              f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
+              f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held",
+              flush=True)
+    return rows
 
 
 def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path) -> list[dict]:
@@ -156,30 +182,20 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
            "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", "APP_DATADIR": str(folder / topic),
            **MODES[mode]}
     broker = ProcessUsage.of_broker(broker_url)
-    rows = []
     with WorkerProcess(env) as worker, TopicTap(broker_url, topic) as tap:
         worker_sample = ProcessUsage(worker.process.pid)
         started = time.monotonic()
         wall_started = time.time()
         deadline = started + seconds
-        publisher = threading.Thread(target=publish_until, args=(deadline, songs, env, folder / f"{topic}.log"))
+        stopping = threading.Event()
+        publisher = threading.Thread(target=publish_until,
+                                     args=(deadline, stopping, songs, env, folder / f"{topic}.log"))
         publisher.start()
-        last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds())
-        for index in range(int(seconds // window)):
-            time.sleep(max(0.0, started + (index + 1) * window - time.monotonic()))
-            now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds())
-            held = asyncio.run(records_held(broker_url))
-            elapsed = now[0] - last[0]
-            rows.append({"window": index, "worker_cpu": (now[1] - last[1]) / elapsed * 100,
-                         "broker_cpu": (now[2] - last[2]) / elapsed * 100, "worker_rss_mib": worker_sample.rss_mib(),
-                         "broker_rss_mib": broker.rss_mib(), "records_held": held})
-            last = now
-            row = rows[-1]
-            print(f"  {mode} {(index + 1) * window:5.0f} s:"
-                  f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
-                  f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held",
-                  flush=True)
-        publisher.join()
+        try:
+            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker)
+        finally:
+            stopping.set()
+            publisher.join()
         time.sleep(1.0 + float(MODES[mode].get("MIDI_PLAYOUT_DELAY", 0)))  # the last notes sent reach the port
     played = read_recording(recording) if recording.exists() else []
     matched, extra, missing = match_played(played, tap.values)
@@ -202,6 +218,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
     parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
     args = parser.parse_args()
+    # A soak stopped early still stops its broker, worker and producer (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.smoke:
         args.minutes, args.window, args.modes = 1.0, 20.0, "live"
     folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
