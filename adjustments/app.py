@@ -17,7 +17,7 @@ from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from adjustments import changelog_pause, commits, fetch_wait, flow_control, patient_producer, reachability, thread_close
-from adjustments.broker_log import BrokerOutageLog
+from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
 from playback.gc_pauses import freeze_what_exists
 

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaConnectionError
 from aiokafka.producer.message_accumulator import MessageAccumulator
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
 
-from adjustments.broker_log import describe
+from logs.broker_log import describe
 from adjustments.tripwire import Adjustment, Touch
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
 
-from adjustments.broker_log import BrokerOutageLog
+from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch
 
 ADJUSTMENT = Adjustment("adjustments/reachability.py", "broker answers end an outage", (

@@ -14,6 +14,7 @@ from typing import Callable, Hashable, MutableMapping
 
 from models.midi_event import InvalidEvent, MidiEvent, decode_record
 from outputs import OutputSet
+from logs.rate_limit import RateLimit
 from playback.resume import RecordProgress, ResumePoints
 from playback.stats import SongStats
 from config.settings import Settings
@@ -77,8 +78,7 @@ class Player:
         self.finished: OrderedDict[str, None] = OrderedDict()
         self.after_end = 0
         self.invalid = 0
-        self._invalid_logged_at = -INVALID_LOG_INTERVAL
-        self._invalid_unlogged = 0
+        self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)
 
     def handle(self, raw: bytes | None, done: Callable[[], object] = lambda: None,
                position: tuple[Hashable, int] | None = None) -> None:
@@ -323,11 +323,8 @@ class Player:
 
     def _reject(self, raw: bytes | None, error: InvalidEvent) -> None:
         self.invalid += 1
-        now = time.monotonic()
-        if now - self._invalid_logged_at < INVALID_LOG_INTERVAL:
-            self._invalid_unlogged += 1
+        held = self.invalid_notices.allow()
+        if held is None:
             return
-        also = f" (and {self._invalid_unlogged} more since the last report)" if self._invalid_unlogged else ""
+        also = f" (and {held} more since the last report)" if held else ""
         logger.warning("skipped an invalid record: %s; value starts %r%s", error, (raw or b"")[:60], also)
-        self._invalid_logged_at = now
-        self._invalid_unlogged = 0

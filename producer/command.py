@@ -13,7 +13,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.cli import AppCommand, argument, option
 
 import midi_app
-from adjustments.broker_log import BrokerLogFilter, broker_log_filtered, describe
+from logs.broker_log import BrokerLogFilter, broker_log_filtered, describe
 from midi_app import app, settings
 from models.midi_event import encode_events
 from producer.passes import Passes, new_song_id, publish_passes

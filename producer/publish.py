@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError
 
-from adjustments.broker_log import describe
+from logs.broker_log import describe
 from models.midi_event import encode_events
 from producer.songs import Song
 from config.settings import Settings

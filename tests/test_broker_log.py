@@ -7,7 +7,7 @@ import logging
 import pytest
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, UnknownTopicOrPartitionError
 
-from adjustments.broker_log import BrokerOutageLog
+from logs.broker_log import BrokerOutageLog
 
 ADDRESS = "127.0.0.1:9999"
 
@@ -21,7 +21,7 @@ def logged():
     outage_log = BrokerOutageLog(ADDRESS, reminder_interval=3600)
     outage_log.install([handler])
     loggers = [logging.getLogger("aiokafka.client"), logging.getLogger("aiokafka.consumer.fetcher"),
-               logging.getLogger("adjustments.broker_log"), logging.getLogger("midi_app_test")]
+               logging.getLogger("logs.broker_log"), logging.getLogger("midi_app_test")]
     for logger in loggers:
         logger.addHandler(handler)
         logger.propagate = False
@@ -51,12 +51,12 @@ def test_a_flood_of_connection_errors_is_one_line_naming_the_broker(logged):
 
 def test_a_reminder_counts_what_was_held_back_and_the_end_is_one_line(logged):
     outage_log, stream = logged
-    outage_log.reminder_interval = 0.0
+    outage_log.reminders.interval = 0.0
     client = logging.getLogger("aiokafka.client")
     client.error("Unable connect to node with id %s: %s", 111, KafkaConnectionError("Connection closed"))
-    outage_log.reminder_interval = 3600
+    outage_log.reminders.interval = 3600
     client.error("Unable connect to node with id %s: %s", 111, KafkaConnectionError("Connection closed"))
-    outage_log.reminder_interval = 0.0
+    outage_log.reminders.interval = 0.0
     client.error("Unable connect to node with id %s: %s", 111, KafkaConnectionError("Connection closed"))
     outage_log.reachable()
     outage_log.reachable()
@@ -108,4 +108,4 @@ def test_a_record_seen_by_two_handlers_counts_once(logged):
         client.removeHandler(handler)
 
     assert len(lines(stream)) == len(second.getvalue().splitlines()) == 1
-    assert outage_log._held_back == 0
+    assert outage_log.reminders.held_back == 0

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError
+
+from logs.rate_limit import RateLimit
 
 
 # While the producer retries a broker, one of aiokafka's complaints is shown per this many seconds.
@@ -62,8 +63,7 @@ class BrokerLogFilter(logging.Filter):
         self.timeout = timeout
         self.publishing = False
         self.last_failure: BaseException | None = None
-        self._shown_at = -math.inf
-        self._held_back = 0
+        self.notices = RateLimit(RETRY_NOTICE_INTERVAL)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka"):
@@ -73,15 +73,13 @@ class BrokerLogFilter(logging.Filter):
             if failure is not None:
                 self.last_failure = failure
             return False
-        now = time.monotonic()
-        if now - self._shown_at < RETRY_NOTICE_INTERVAL:
-            self._held_back += 1
+        held = self.notices.allow()
+        if held is None:
             return False
-        held_back = f" ({self._held_back} more since the last notice)" if self._held_back else ""
+        held_back = f" ({held} more since the last notice)" if held else ""
         record.msg = f"retrying for up to {self.timeout:g} s: {record.getMessage()}{held_back}"
         record.args = ()
         record.levelno, record.levelname = logging.WARNING, "WARNING"
-        self._shown_at, self._held_back = now, 0
         return True
 
     def unreachable_reason(self) -> str:
@@ -140,10 +138,8 @@ class BrokerOutageLog(logging.Filter):
     def __init__(self, address: str, reminder_interval: float = OUTAGE_REMINDER_INTERVAL) -> None:
         super().__init__()
         self.address = address
-        self.reminder_interval = reminder_interval
         self.unreachable_since: float | None = None
-        self._shown_at = -math.inf
-        self._held_back = 0
+        self.reminders = RateLimit(reminder_interval)
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -175,16 +171,15 @@ class BrokerOutageLog(logging.Filter):
             now = time.monotonic()
             if self.unreachable_since is None:
                 self.unreachable_since = now
-                line = f"cannot reach the Kafka broker at {self.address}, retrying: {reason}"
-            elif now - self._shown_at >= self.reminder_interval:
-                line = (f"still cannot reach the Kafka broker at {self.address} after "
-                        f"{now - self.unreachable_since:.0f} s, retrying ({self._held_back} more failed "
-                        f"attempts since the last notice): {reason}")
-            else:
-                self._held_back += 1
+                self.reminders.reset()
+                self.reminders.allow()
+                return f"cannot reach the Kafka broker at {self.address}, retrying: {reason}"
+            held = self.reminders.allow()
+            if held is None:
                 return None
-            self._shown_at, self._held_back = now, 0
-            return line
+            return (f"still cannot reach the Kafka broker at {self.address} after "
+                    f"{now - self.unreachable_since:.0f} s, retrying ({held} more failed "
+                    f"attempts since the last notice): {reason}")
 
     def reachable(self) -> None:
         """The broker answered: end the outage, if there was one, with a line saying so."""
@@ -194,7 +189,8 @@ class BrokerOutageLog(logging.Filter):
             if self.unreachable_since is None:
                 return
             lasted = time.monotonic() - self.unreachable_since
-            self.unreachable_since, self._shown_at, self._held_back = None, -math.inf, 0
+            self.unreachable_since = None
+            self.reminders.reset()
         logger.warning("the Kafka broker at %s is reachable again, after %.0f s", self.address, lasted)
 
     def install(self, handlers: list[logging.Handler]) -> None:
