@@ -35,6 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete  # noq
 from common import ProcessUsage  # noqa: E402
 from brokers.embedded import embedded_broker  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
+from config.settings import bootstrap_servers  # noqa: E402
 
 HELD, PROBE = "held", "probe"
 PLACES = {"a same partition": TopicPartition(HELD, 0), "b other partition": TopicPartition(HELD, 1),
@@ -175,7 +176,7 @@ async def read_backlog(bootstrap: str, broker: ProcessUsage, tp: TopicPartition,
 
 
 async def run(broker_url: str, args) -> None:
-    bootstrap = broker_url.split("://", 1)[1]
+    bootstrap = bootstrap_servers(broker_url)
     broker = ProcessUsage.of_broker("kafka://" + bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     await admin.start()

@@ -19,6 +19,7 @@ from brokers.mock_cluster import mock_cluster  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
 from producer.publish import ensure_topic  # noqa: E402
 from config.settings import Settings  # noqa: E402
+from config.settings import bootstrap_servers as bootstrap  # noqa: E402
 from tests.song_files import write_song  # noqa: E402
 from playback.timing import wait_until  # noqa: E402
 
@@ -79,10 +80,6 @@ def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull):
     if kind == "mock":
         return mock_cluster(topics={topic: 1 for topic in [*topics, CHANGELOG]}, log_path=log_path)
     return embedded_broker(log_path=log_path)
-
-
-def bootstrap(broker_url: str) -> str:
-    return broker_url.split("://", 1)[1]
 
 
 def dense_song_timeline(seconds: float) -> list[tuple[float, list[int]]]:

@@ -156,4 +156,9 @@ class Settings:
     @property
     def bootstrap_servers(self) -> str:
         """``host:port[,host:port]`` for clients that take Kafka's plain form."""
-        return ",".join(url.split("://", 1)[-1].rstrip("/") for url in self.broker_url.split(";"))
+        return bootstrap_servers(self.broker_url)
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """Faust's ``kafka://host:port[;kafka://host:port]`` as Kafka clients' ``host:port[,host:port]``."""
+    return ",".join(url.split("://", 1)[-1].rstrip("/") for url in broker_url.split(";"))

@@ -21,6 +21,7 @@ from tests.recording_backend import read_recording
 from tests.song_files import write_song
 from tests.test_end_to_end import assert_only_releases
 from tests.topic_values import events_on_topic
+from config.settings import bootstrap_servers
 
 pytestmark = pytest.mark.integration  # brokers the tests start themselves, workers and produce-midi
 
@@ -216,7 +217,7 @@ def test_a_worker_that_loses_its_broker_says_so_in_a_few_lines_and_plays_on(prox
                                                                            recording):
     url, proxy = proxied_broker
     env = {**worker_env, "BROKER_URL": url}
-    address = url.removeprefix("kafka://")
+    address = bootstrap_servers(url)
     path, score = song
     with WorkerProcess(env) as worker:
         lines_before_cut: list[int] = []
@@ -246,7 +247,7 @@ def test_a_worker_that_loses_its_broker_says_so_in_a_few_lines_and_plays_on(prox
 def test_a_worker_whose_broker_died_keeps_saying_so_one_line_at_a_time_and_stops_on_sigterm(worker_env, tmp_path):
     with embedded_broker(log_path=str(tmp_path / "dying-broker.log")) as url:
         worker = WorkerProcess({**worker_env, "BROKER_URL": url}).__enter__()
-    address = url.removeprefix("kafka://")
+    address = bootstrap_servers(url)
     try:
         # Tansu keeps its data in memory: a broker killed cannot come back with it, so the worker
         # can only go on trying until it is told to stop.

@@ -7,6 +7,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from brokers.embedded import embedded_broker, free_port, wait_for_listener
+from config.settings import bootstrap_servers
 
 pytestmark = pytest.mark.integration  # each test starts the broker itself
 
@@ -21,7 +22,7 @@ def accepts_connections(port: int) -> bool:
 
 async def test_a_record_produced_to_the_broker_is_consumed_back(tmp_path):
     with embedded_broker(log_path=str(tmp_path / "broker.log")) as url:
-        bootstrap = url.removeprefix("kafka://")
+        bootstrap = bootstrap_servers(url)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
         try:

@@ -23,12 +23,13 @@ from harness.processes import ROOT, faust_command, run_producer, stop_process
 from producer.publish import ensure_topic
 from tests.song_files import every_kind_timeline, write_song
 from tests.topic_values import records_on_topic
+from config.settings import bootstrap_servers
 
 TOPIC = "notes-under-test"
 
 
 def bootstrap(broker_url: str) -> str:
-    return broker_url.split("://", 1)[1]
+    return bootstrap_servers(broker_url)
 
 
 def read_topic(broker_url: str, topic: str = TOPIC) -> list[dict]:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from producer.publish import ensure_topic, kafka_producer, publish_song
 from producer.songs import ScoreEvent, Song
+from config.settings import bootstrap_servers
 
 TOPIC = "notes"
 
@@ -32,7 +33,7 @@ def new_song_id() -> str:
 
 async def publish_and_read(broker_url: str, song: Song, **options) -> tuple[list, list[dict]]:
     """Publish ``song``; returns the consumed records (key, value) and every event in them, in order."""
-    bootstrap = broker_url.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(broker_url)
     song_id = new_song_id()
     await ensure_topic(bootstrap, TOPIC, 1, 1)
     async with kafka_producer(bootstrap) as producer:
@@ -43,7 +44,7 @@ async def publish_and_read(broker_url: str, song: Song, **options) -> tuple[list
 
 async def read_song_back(broker_url: str, song_id: str) -> tuple[list, list[dict]]:
     """The records on the topic up to ``song_id``'s end event, and their events; every one must be of that song."""
-    bootstrap = broker_url.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(broker_url)
     # Tansu answers a fetch only when its wait expires, so a short wait keeps the test quick.
     consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=10)
     await consumer.start()
@@ -120,7 +121,7 @@ async def test_no_connection_or_metadata_request_lands_inside_a_songs_clock(brok
     # produce-midi creates the topic, then starts the producer: the metadata came with the bootstrap,
     # whose connection aiokafka then closed, so the first batch would connect to the leader after
     # the first record was stamped. A topic the producer does not know yet costs a metadata request too.
-    bootstrap = broker_url.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(broker_url)
     connected_at: list[float] = []
     create_conn = aiokafka.client.create_conn
 
@@ -159,7 +160,7 @@ async def test_no_connection_or_metadata_request_lands_inside_a_songs_clock(brok
 async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_events_sent(broker_url):
     # 100 events 10 ms apart: stopped after about 0.3 s, some 30 of them were sent.
     song = song_of([index * 0.010 for index in range(100)])
-    bootstrap = broker_url.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(broker_url)
     song_id = new_song_id()
     stop = asyncio.Event()
     await ensure_topic(bootstrap, TOPIC, 1, 1)
@@ -179,7 +180,7 @@ async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_event
 
 async def test_a_stop_during_a_long_silence_is_not_held_back_by_it(broker_url):
     song = song_of([0.0, 0.0, 30.0, 30.0])
-    bootstrap = broker_url.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(broker_url)
     song_id = new_song_id()
     stop = asyncio.Event()
     await ensure_topic(bootstrap, TOPIC, 1, 1)
@@ -193,7 +194,7 @@ async def test_a_stop_during_a_long_silence_is_not_held_back_by_it(broker_url):
 
 
 async def test_a_song_stopped_before_its_first_event_sends_nothing(broker_url):
-    bootstrap = broker_url.removeprefix("kafka://")
+    bootstrap = bootstrap_servers(broker_url)
     stopped_id, next_id = new_song_id(), new_song_id()
     stop = asyncio.Event()
     stop.set()

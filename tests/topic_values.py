@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from models.midi_event import encode_events
 from producer.publish import ensure_topic, kafka_producer
 from tests.recording_backend import read_recording
+from config.settings import bootstrap_servers
 
 TOPIC = "midi"
 READ_TIMEOUT = 30.0
@@ -30,11 +31,11 @@ def end_record(song: str, count: int, score_time: float = 0.0) -> bytes:
 
 def create_topic(broker_url: str, partitions: int) -> None:
     """Create the notes topic with ``partitions``; a worker started first gets the broker's default count."""
-    asyncio.run(ensure_topic(broker_url.removeprefix("kafka://"), TOPIC, partitions, 1))
+    asyncio.run(ensure_topic(bootstrap_servers(broker_url), TOPIC, partitions, 1))
 
 
 async def _produce(broker_url: str, values: list[bytes | None], key: bytes, partition: int | None) -> None:
-    servers = broker_url.removeprefix("kafka://")
+    servers = bootstrap_servers(broker_url)
     # Room for the oversized values the tests send on purpose.
     async with kafka_producer(servers, max_request_size=16 * 1024 * 1024) as producer:
         for value in values:
@@ -44,7 +45,7 @@ async def _produce(broker_url: str, values: list[bytes | None], key: bytes, part
 
 async def _records_on_topic(broker_url: str, topic: str) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker_url.removeprefix("kafka://"), enable_auto_commit=False, fetch_max_wait_ms=50,
+        bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False, fetch_max_wait_ms=50,
         max_partition_fetch_bytes=LARGE_FETCH_BYTES, fetch_max_bytes=LARGE_FETCH_BYTES,
     )
     await consumer.start()
@@ -79,7 +80,7 @@ def events_on_topic(broker_url: str) -> list[tuple[int, str, int]]:
 
 async def _committed_offset(broker_url: str, group: str, partition: int) -> int | None:
     # A consumer given the group but no subscription only asks the group's coordinator; it never joins.
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker_url.removeprefix("kafka://"), group_id=group,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
