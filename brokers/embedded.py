@@ -65,16 +65,20 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
         stop_process(process)
 
 
+def serve_until_stopped(name: str, url: str) -> None:
+    """Say where a broker started by this command listens, then keep it until Ctrl-C or SIGTERM."""
+    print(f"{name} running: export BROKER_URL='{url}'   (Ctrl-C stops it; its data lives in memory)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9092
     with embedded_broker(port) as url:
-        print(f"embedded broker running: export BROKER_URL={url}   (Ctrl-C stops it; its data lives in memory)",
-              flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        serve_until_stopped("embedded broker", url)
 
 
 if __name__ == "__main__":

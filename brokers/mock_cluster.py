@@ -45,6 +45,7 @@ from typing import Iterator, Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from brokers.embedded import serve_until_stopped  # noqa: E402
 from harness.processes import stop_process  # noqa: E402
 
 STARTUP_TIMEOUT = 15.0
@@ -160,13 +161,7 @@ def main() -> None:
         return
     try:
         with mock_cluster(args.brokers, dict(args.topic) or app_topics()) as url:
-            print(f"mock cluster running: export BROKER_URL='{url}'   (Ctrl-C stops it; its data lives in memory)",
-                  flush=True)
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            try:
-                signal.pause()
-            except KeyboardInterrupt:
-                pass
+            serve_until_stopped("mock cluster", url)
     except RuntimeError as exc:
         raise SystemExit(f"mock_cluster: {exc}") from None
 

@@ -157,17 +157,23 @@ async def test_no_connection_or_metadata_request_lands_inside_a_songs_clock(brok
         assert metadata_asked_at and max(metadata_asked_at) < first_sent_at
 
 
-async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_events_sent(broker_url):
-    # 100 events 10 ms apart: stopped after about 0.3 s, some 30 of them were sent.
-    song = song_of([index * 0.010 for index in range(100)])
+async def publish_stopped_after(broker_url: str, song: Song, seconds: float):
+    """Publish ``song`` as a new song, asking it to stop after ``seconds``: the report and its events
+    as read back."""
     bootstrap = bootstrap_servers(broker_url)
     song_id = new_song_id()
     stop = asyncio.Event()
     await ensure_topic(bootstrap, TOPIC, 1, 1)
     async with kafka_producer(bootstrap) as producer:
-        asyncio.get_running_loop().call_later(0.3, stop.set)
+        asyncio.get_running_loop().call_later(seconds, stop.set)
         report = await publish_song(producer, TOPIC, song, song_id, stop=stop)
     _, events = await read_song_back(broker_url, song_id)
+    return report, events
+
+
+async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_events_sent(broker_url):
+    # 100 events 10 ms apart: stopped after about 0.3 s, some 30 of them were sent.
+    report, events = await publish_stopped_after(broker_url, song_of([index * 0.010 for index in range(100)]), 0.3)
 
     *played, end = events
     assert 10 < report.events < 90 and report.stopped_early
@@ -179,15 +185,7 @@ async def test_a_stop_ends_the_song_at_once_with_an_end_event_counting_the_event
 
 
 async def test_a_stop_during_a_long_silence_is_not_held_back_by_it(broker_url):
-    song = song_of([0.0, 0.0, 30.0, 30.0])
-    bootstrap = bootstrap_servers(broker_url)
-    song_id = new_song_id()
-    stop = asyncio.Event()
-    await ensure_topic(bootstrap, TOPIC, 1, 1)
-    async with kafka_producer(bootstrap) as producer:
-        asyncio.get_running_loop().call_later(0.2, stop.set)
-        report = await publish_song(producer, TOPIC, song, song_id, stop=stop)
-    _, events = await read_song_back(broker_url, song_id)
+    report, events = await publish_stopped_after(broker_url, song_of([0.0, 0.0, 30.0, 30.0]), 0.2)
 
     assert report.wall_time < 0.5
     assert [(event["seq"], event["end"]) for event in events] == [(0, False), (1, False), (2, True)]
