@@ -128,24 +128,6 @@ async def raw_produce_rate(broker_url: str, topic: str, records: list[bytes]) ->
         await producer.stop()
 
 
-async def raw_consume_rate(broker_url: str, topic: str, count: int) -> float:
-    """Records/s of a plain aiokafka consumer reading ``count`` records from the start of partition 0."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False,
-                                fetch_max_wait_ms=RAW_FETCH_WAIT_MS)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        received, started = 0, time.perf_counter()
-        while received < count:
-            batches = await consumer.getmany(timeout_ms=1000)
-            received += sum(len(records) for records in batches.values())
-        return received / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
 async def raw_paced_latency(broker_url: str, topic: str, score: list[tuple[float, list[int]]]) -> dict:
     """A plain aiokafka producer paced like produce-midi (one record per event) and a plain consumer:
     latency (send to receive) and timing error (receive vs score), in ms."""

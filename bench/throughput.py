@@ -1,5 +1,6 @@
-"""Burst throughput on the embedded broker: produce-midi -s 0, and the worker into MIDI_OUTPUT=null,
-each against plain aiokafka sending or reading one event per record in the same run.
+"""Burst throughput on the embedded broker: produce-midi -s 0 against plain aiokafka sending one event per
+record, and the worker catching up on that backlog into MIDI_OUTPUT=null against plain aiokafka reading and
+JSON-decoding the same backlog, in the same run; then where the worker's time per event goes, by stage.
 
     .venv/bin/python bench/throughput.py [--events N] [--smoke]
 """
@@ -7,15 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import tempfile
 import time
 from pathlib import Path
 
-from common import ratio_line, raw_consume_rate, raw_produce_rate
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from common import bootstrap, ratio_line, raw_produce_rate
 
 from brokers.embedded import embedded_broker
-from models.midi_event import encode_events
+from models.midi_event import decode_record, encode_events
+from outputs import OutputSet
+from playback.player import Player
+from playback.resume import InOrderAcks
 from harness.processes import WorkerProcess, run_producer
 from tests.song_files import write_song
 
@@ -53,11 +59,56 @@ def main() -> None:
         with WorkerProcess(env) as worker:
             [summary] = worker.wait_for_summaries(1, timeout=120 + events / 1000)
         app_consume = summary["events"] / max(summary["last_played_at"] - summary["first_played_at"], 1e-9)
-        raw_consume = asyncio.run(raw_consume_rate(broker_url, "bench-raw", events))
+        raw_consume, values = asyncio.run(raw_read_and_decode(broker_url, "bench-app"))
 
     print(f"{events:,} events; worker ready and done in {time.monotonic() - started:.1f} s; lost {summary['lost']}")
     print(ratio_line("produce-midi -s 0 (events/s)", app_produce, raw_produce, "ev/s"))
-    print(ratio_line("worker into null (events/s)", app_consume, raw_consume, "ev/s"))
+    print(ratio_line("worker into null (events/s)", app_consume, raw_consume, "ev/s",
+                     "aiokafka reading + json.loads the same backlog"))
+    print_stage_profile(values, app_consume)
+
+
+async def raw_read_and_decode(broker_url: str, topic: str) -> tuple[float, list[bytes]]:
+    """Events/s of a plain aiokafka consumer (its default fetch settings) reading ``topic`` from its
+    start and decoding every value with json.loads; and the values, for the stage profile."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        values, decoded_events, started = [], 0, time.perf_counter()
+        while await consumer.position(partition) < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    decoded = json.loads(record.value)
+                    decoded_events += len(decoded) if isinstance(decoded, list) else 1
+                    values.append(record.value)
+        return decoded_events / (time.perf_counter() - started), values
+    finally:
+        await consumer.stop()
+
+
+def print_stage_profile(values: list[bytes], app_rate: float) -> None:
+    """Where the worker's time per event goes: each stage of its own work timed in-process on the same
+    records, and what is left of its measured time per event (Faust's delivery of the record, the
+    acknowledgements, the table's writes through Faust's producer)."""
+    count = sum(len(decode_record(value)[0]) for value in values)
+    started = time.perf_counter()
+    for value in values:
+        decode_record(value)
+    decoding = (time.perf_counter() - started) / count * 1e6
+    player = Player(OutputSet([]), played_seqs={})
+    acks = InOrderAcks()
+    started = time.perf_counter()
+    for offset, value in enumerate(values):
+        player.handle(value, done=acks.track(0, lambda: None), position=(0, offset))
+    playing = (time.perf_counter() - started) / count * 1e6
+    total = 1e6 / app_rate
+    print(f"worker, us per event: {total:.2f} in all = decoding {decoding:.2f} + dedupe, stats and resume points "
+          f"{playing - decoding:.2f} (in-process, output null) + Faust's delivery, acks and table writes "
+          f"{total - playing:.2f} (the rest)")
 
 
 if __name__ == "__main__":

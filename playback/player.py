@@ -12,12 +12,14 @@ import time
 from collections import OrderedDict, deque
 from typing import Callable, Hashable, MutableMapping
 
+import mido
+
+from config.settings import Settings
+from logs.rate_limit import RateLimit
 from models.midi_event import InvalidEvent, MidiEvent, decode_record
 from outputs import OutputSet
-from logs.rate_limit import RateLimit
 from playback.resume import RecordProgress, ResumePoints
 from playback.stats import SongStats
-from config.settings import Settings
 from playback.timing import wait_until
 
 logger = logging.getLogger(__name__)
@@ -170,13 +172,19 @@ class Player:
         note them for resuming); empties ``chord``."""
         if not chord:
             return
-        self.outputs.send_together([(event.to_message(), event.song) for event in chord])
+        if self.outputs.outputs:
+            # The bytes were checked when the record was decoded.
+            self.outputs.send_together([(mido.Message.from_bytes(event.message), event.song) for event in chord])
         played_at = time.time()
+        highest_seq: dict[str, int] = {}
         for event in chord:
             target = event.score_time * event.speed_ratio if event.speed_ratio else None
             self.songs[event.song].played(event.message, played_at, event.sent_at, target)
-            if record is not None:
-                record.handled(event)
+            highest_seq[event.song] = max(event.seq, highest_seq.get(event.song, -1))
+        if record is not None:
+            # One resume point per song and chord, not per event: the highest seq played is what counts.
+            for song, seq in highest_seq.items():
+                record.resume_points.played(song, seq)
         chord.clear()
 
     def _schedule(self, event: MidiEvent, record: RecordProgress) -> None:
