@@ -1,0 +1,134 @@
+"""The worker's playing state, owned by one object: its players, the partition each song came from, and
+what it reports every status interval. The agent (agents/player.py) is a thin loop over it, so it can
+also be exercised in-process with any async iterable of events.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, AsyncIterable, Callable, MutableMapping
+
+from faust.types import TP
+
+from config.settings import Settings
+from outputs import open_outputs
+from playback.gc_pauses import GcPauses
+from playback.player import Player
+from playback.resume import InOrderAcks
+
+logger = logging.getLogger(__name__)
+
+# Songs remembered with their partition beyond those playing; past that, finished songs are forgotten.
+FINISHED_SONG_PARTITIONS_KEPT = 1000
+
+
+class SongPartitions:
+    """The partition each song's records come from (the notes topic is keyed by song), so the songs
+    of a partition that moved to another worker can be released here."""
+
+    def __init__(self) -> None:
+        self.partition_of: dict[str, TP] = {}
+
+    def saw(self, key: bytes | None, tp: TP) -> None:
+        if key is not None:
+            self.partition_of[key.decode(errors="replace")] = tp
+
+    def songs_not_in(self, assigned: set[TP]) -> list[str]:
+        return [song for song, tp in self.partition_of.items() if tp not in assigned]
+
+    def keep_only(self, songs: set[str]) -> None:
+        self.partition_of = {song: tp for song, tp in self.partition_of.items() if song in songs}
+
+
+class KafkaLoad:
+    """What the worker asks of the broker between two status lines: fetches by the wait they were sent
+    with (adjustments.fetch_wait) and resume-point writes, per second."""
+
+    def __init__(self) -> None:
+        self.fetches: dict[str, int] = {}
+        self.writes = 0
+        self.at = time.monotonic()
+
+    def line(self, fetches: dict[str, int], writes: int) -> str:
+        now = time.monotonic()
+        elapsed = max(now - self.at, 1e-9)
+        rates = ", ".join(f"{(count - self.fetches.get(state, 0)) / elapsed:.0f} {state}"
+                          for state, count in fetches.items())
+        written = (writes - self.writes) / elapsed
+        self.fetches, self.writes, self.at = dict(fetches), writes, now
+        return f"fetches/s: {rates}; resume-point writes/s: {written:.1f}"
+
+
+def playing_songs(player: Player) -> set[str]:
+    return set(player.songs) | set(player.outputs.sounding)
+
+
+class Stage:
+    """Where the worker plays: one player while the agent runs, and what it knows of songs and partitions.
+
+    ``played_seqs`` is the worker's table of resume points; ``commit_listeners`` the app's list of
+    callbacks told what the group committed (adjustments/commits.py)."""
+
+    def __init__(self, settings: Settings, played_seqs: MutableMapping[str, int],
+                 commit_listeners: list[Callable[[Any], None]]) -> None:
+        self.settings = settings
+        self.played_seqs = played_seqs
+        self.commit_listeners = commit_listeners
+        self.players: list[Player] = []
+        self.song_partitions = SongPartitions()
+        self.kafka_load = KafkaLoad()
+        self.gc_pauses = GcPauses()
+
+    async def play(self, events: AsyncIterable) -> None:
+        """Play every event (Faust's events: ``value``, ``key``, ``message.tp``, ``message.offset``,
+        ``ack()``) until they end. Leaving, for any reason, an exception included, silences the outputs."""
+        settings = self.settings
+        with open_outputs(settings) as outputs, self.gc_pauses:
+            player = Player(outputs, playback=settings.playback, playout_delay=settings.playout_delay,
+                            max_lateness=settings.max_lateness, played_seqs=self.played_seqs,
+                            max_record_bytes=settings.max_record_bytes, max_song_seconds=settings.max_song_seconds,
+                            song_idle_timeout=settings.song_idle_timeout)
+            self.players.append(player)
+            self.commit_listeners.append(player.resume_points.committed)
+            try:
+                # The player lets each record go once it has been played, and the records of a partition
+                # are acknowledged in the order read, so the offset committed never passes a note not yet
+                # played, however long the playout buffer holds it.
+                in_order = InOrderAcks()
+                partitions = self.song_partitions
+                async for event in events:
+                    tp = event.message.tp
+                    partitions.saw(event.key, tp)
+                    player.handle(event.value, done=in_order.track(tp, event.ack), position=(tp, event.message.offset))
+                    if len(partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
+                        partitions.keep_only(playing_songs(player))
+            finally:
+                self.commit_listeners.remove(player.resume_points.committed)
+                self.players.remove(player)
+                await player.stop()
+
+    def release_moved_songs(self, assigned: set[TP]) -> None:
+        """Release the songs whose partition now belongs to another worker, which plays the rest of them.
+
+        Done on assignment rather than on revocation: a rebalance revokes every partition first, and the
+        songs of partitions that stay here must keep sounding.
+        """
+        moved = self.song_partitions.songs_not_in(assigned)
+        for player in self.players:
+            released = [song for song in moved if song in player.outputs.sounding or song in player.queues]
+            for song in released:
+                player.abandon(song)
+            if released:
+                logger.info("released %d song(s) whose partition moved to another worker: %s",
+                            len(released), ", ".join(released))
+        self.song_partitions.keep_only(set().union(*map(playing_songs, self.players)) - set(moved))
+
+    def status_lines(self, fetches: dict[str, int] | None) -> list[str]:
+        """The status line of each player, and one of the worker's load (``fetches``: by fetch wait)."""
+        lines = [f"status: {player.status()}" for player in self.players]
+        if fetches is not None:
+            writes = sum(player.resume_points.writes for player in self.players)
+            collections, longest = self.gc_pauses.take()
+            lines.append(f"kafka load: {self.kafka_load.line(fetches, writes)}; "
+                         f"garbage collections: {collections}, longest {longest * 1000:.2f} ms")
+        return lines

@@ -1,0 +1,78 @@
+"""agents/stage.py: the worker's playing state, exercised in-process with events as Faust hands them over."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from faust.types import TP
+
+from agents.stage import Stage
+from config.settings import Settings
+from tests.topic_values import end_record, song_record
+
+NOTES = Settings(outputs=("log",), song_idle_timeout=0)
+
+
+@dataclass
+class Message:
+    tp: TP
+    offset: int
+
+
+@dataclass
+class Event:
+    """What Faust's ``events()`` yields, as far as the agent reads it."""
+
+    value: bytes
+    key: bytes
+    message: Message
+    acknowledged: list = field(default_factory=list)
+
+    def ack(self) -> None:
+        self.acknowledged.append(self.message.offset)
+
+
+async def events_of(*events: Event, then: asyncio.Event | None = None):
+    for event in events:
+        yield event
+    if then is not None:
+        await then.wait()
+
+
+async def test_every_record_is_played_and_acknowledged_in_the_order_read_and_the_table_holds_the_resume_point():
+    table: dict[str, int] = {}
+    listeners: list = []
+    stage = Stage(NOTES, table, listeners)
+    acknowledged: list[int] = []
+    partition = TP("midi", 0)
+    records = [song_record("a", 0, [(0.0, [0x90, 60, 90]), (0.0, [0x90, 64, 90])]),
+               song_record("a", 2, [(0.5, [0x80, 60, 0])]), end_record("a", 3, 0.5)]
+    events = [Event(value, b"a", Message(partition, offset), acknowledged) for offset, value in enumerate(records)]
+
+    await stage.play(events_of(*events))
+
+    assert acknowledged == [0, 1, 2]
+    assert table == {"a": 3}
+    assert stage.players == [] and listeners == [], "the player leaves with the agent"
+
+
+async def test_songs_of_a_partition_that_moved_are_released_and_the_others_play_on():
+    stage = Stage(NOTES, {}, [])
+    kept, moved = TP("midi", 0), TP("midi", 1)
+    finish = asyncio.Event()
+    playing = asyncio.create_task(stage.play(events_of(
+        Event(song_record("stays", 0, [(0.0, [0x90, 60, 90])]), b"stays", Message(kept, 0)),
+        Event(song_record("goes", 0, [(0.0, [0x91, 62, 90])]), b"goes", Message(moved, 0)),
+        then=finish)))
+    await asyncio.sleep(0.05)
+    [player] = stage.players
+
+    stage.release_moved_songs({kept})
+
+    assert set(player.outputs.sounding) == {"stays"}
+    assert "goes" not in player.songs and "stays" in player.songs
+    assert stage.song_partitions.partition_of == {"stays": kept}
+    lines = stage.status_lines({"live": 3, "idle": 0, "catching up": 0})
+    assert lines[0].startswith("status: stays: 1 events") and lines[1].startswith("kafka load: fetches/s: ")
+    finish.set()
+    await playing
