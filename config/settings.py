@@ -8,12 +8,19 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from enum import Enum
 from typing import Mapping
 
 DEFAULT_VIRTUAL_PORT_NAME = "midivirtualoutput"
 OUTPUT_KINDS = ("port", "log", "null", "synth", "wav", "mid")
 OUTPUT_KINDS_WITH_PATH = ("wav", "mid")
-PLAYBACK_MODES = ("live", "buffered")
+
+
+class PlaybackMode(str, Enum):
+    """live plays on arrival; buffered plays at song start + score time + the playout delay."""
+
+    LIVE = "live"
+    BUFFERED = "buffered"
 
 
 class SettingsError(ValueError):
@@ -56,11 +63,12 @@ def _outputs(env: Mapping[str, str]) -> tuple[str, ...]:
     return outputs
 
 
-def _playback(env: Mapping[str, str]) -> str:
+def _playback(env: Mapping[str, str]) -> PlaybackMode:
     mode = _text(env, "MIDI_PLAYBACK", "buffered" if env.get("MIDI_PLAYOUT_DELAY", "").strip() else "live")
-    if mode not in PLAYBACK_MODES:
-        raise SettingsError(f"MIDI_PLAYBACK={mode!r}: choose live or buffered")
-    return mode
+    try:
+        return PlaybackMode(mode)
+    except ValueError:
+        raise SettingsError(f"MIDI_PLAYBACK={mode!r}: choose live or buffered") from None
 
 
 def _virtual_port(env: Mapping[str, str]) -> str | None:
@@ -100,7 +108,7 @@ class Settings:
     rebalance_timeout: float = 10.0
     status_interval: float = 5.0
     # live plays on arrival; buffered plays at song start + score time + playout_delay.
-    playback: str = "live"
+    playback: PlaybackMode = PlaybackMode.LIVE
     playout_delay: float = 0.2
     # None keeps every event however late it arrives.
     max_lateness: float | None = None

@@ -1,4 +1,6 @@
-"""Turning records from the notes topic into played MIDI, live or through a jitter buffer, measured per song.
+"""Turning records from the notes topic into played MIDI, measured per song: the player ties together
+the record decoder (decoder.py), the song book (song_book.py), the playout strategy, live or buffered
+(playout.py), and the resume points (resume.py).
 
 A record is acknowledged once what it holds was played (playback.resume); a song ends with its end event,
 or after a while without any event, when its producer gave up or died.
@@ -9,78 +11,74 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict, deque
 from typing import Callable, Hashable, MutableMapping
 
 import mido
 
-from config.settings import Settings
+from config.settings import PlaybackMode, Settings
 from logs.rate_limit import RateLimit
-from models.midi_event import InvalidEvent, MidiEvent, decode_record
+from models.midi_event import InvalidEvent, MidiEvent
 from outputs import OutputSet
+from playback.decoder import RecordDecoder
+from playback.playout import BufferedPlayout, LivePlayout, Playout
 from playback.resume import RecordProgress, ResumePoints
-from playback.stats import SongStats
-from playback.timing import wait_until
+from playback.song_book import SongBook
 
 logger = logging.getLogger(__name__)
 
-# Songs whose end was seen, remembered so a late duplicate of them is not played as a new song.
-FINISHED_SONGS_KEPT = 1000
 INVALID_LOG_INTERVAL = 5.0
 # How a song ended, in its summary.
 ENDED_BY_END_EVENT = "end event"
 ENDED_IDLE = "idle"
 
 
-class SongQueue:
-    """Buffered playback of one song: events wait in arrival order for their slot on the clock, and
-    leave ``pending`` only once played, so a song stopped early lets every waiting record go."""
-
-    def __init__(self, anchor: float) -> None:
-        # perf_counter() time of the song's score time 0, from the first event seen of it
-        self.anchor = anchor
-        self.pending: deque[tuple[float, MidiEvent, RecordProgress]] = deque()
-        self.arrived = asyncio.Event()
-        self.task: asyncio.Task | None = None
-
-
 class Player:
     """Plays each valid event through ``outputs`` and keeps a SongStats per song.
 
-    ``playback="live"`` plays an event the moment it is handed over; ``"buffered"`` plays it at the
-    song's start + score time + ``playout_delay`` (an event arriving after that slot plays at once and
-    counts as late), each song in its own task so no song waits for another.
+    ``playback`` live plays an event the moment it is handed over; buffered plays it at the song's
+    start + score time + ``playout_delay`` (playback/playout.py).
 
     ``played_seqs`` maps each song to the highest seq played (or dropped) so far; a song this player
     has not seen yet resumes after the seq found there, counting what it skips as duplicates.
 
-    A record over ``max_record_bytes`` is not parsed, and an event playing more than
-    ``max_song_seconds`` after its song's start is not scheduled: both count as invalid. A song with
-    no event for ``song_idle_timeout`` seconds (None or 0: never) and nothing waiting for its slot is
-    finished as if its end event had come.
+    Records over ``max_record_bytes`` and events due past ``max_song_seconds`` count as invalid
+    (playback/decoder.py). A song with no event for ``song_idle_timeout`` seconds (None or 0: never) and
+    nothing waiting for its slot is finished as if its end event had come.
     """
 
-    def __init__(self, outputs: OutputSet, *, playback: str = "live", playout_delay: float = Settings.playout_delay,
-                 max_lateness: float | None = None, played_seqs: MutableMapping[str, int] | None = None,
+    def __init__(self, outputs: OutputSet, *, playback: PlaybackMode | str = PlaybackMode.LIVE,
+                 playout_delay: float = Settings.playout_delay, max_lateness: float | None = None,
+                 played_seqs: MutableMapping[str, int] | None = None,
                  max_record_bytes: int = Settings.max_record_bytes, max_song_seconds: float = Settings.max_song_seconds,
                  song_idle_timeout: float | None = Settings.song_idle_timeout) -> None:
         self.outputs = outputs
         self.resume_points = ResumePoints({} if played_seqs is None else played_seqs)
-        self.buffered = playback == "buffered"
-        self.playout_delay = playout_delay
+        self.decoder = RecordDecoder(max_record_bytes, max_song_seconds)
+        self.book = SongBook(self.resume_points, on_new_song=self._watch_idle_songs)
+        self.playout: Playout = (BufferedPlayout(self, playout_delay) if PlaybackMode(playback) is PlaybackMode.BUFFERED
+                                 else LivePlayout(self))
         self.max_lateness = max_lateness
-        self.max_record_bytes = max_record_bytes
-        self.max_song_seconds = max_song_seconds
         self.song_idle_timeout = song_idle_timeout
         self._idle_watch: asyncio.Task | None = None
-        self.songs: dict[str, SongStats] = {}
-        self.queues: dict[str, SongQueue] = {}
-        # Only the ids: a finished song's stats (every latency, every seq seen) would keep ~1 MB per
-        # ten-minute song alive for as long as it is remembered.
-        self.finished: OrderedDict[str, None] = OrderedDict()
-        self.after_end = 0
         self.invalid = 0
         self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)
+
+    @property
+    def songs(self):
+        return self.book.songs
+
+    @property
+    def finished(self):
+        return self.book.finished
+
+    @property
+    def after_end(self) -> int:
+        return self.book.after_end
+
+    @property
+    def queues(self) -> dict:
+        """Buffered songs' queues (none, live)."""
+        return self.playout.queues
 
     def handle(self, raw: bytes | None, done: Callable[[], object] = lambda: None,
                position: tuple[Hashable, int] | None = None) -> None:
@@ -91,15 +89,8 @@ class Player:
         committed never passes an event not yet played. ``position`` is the record's (partition,
         offset): a song it ends leaves the resume points once the group commits past it.
         """
-        if raw is not None and len(raw) > self.max_record_bytes:
-            # Not parsed at all: a valid JSON value parses whatever its size, at the cost of the notes
-            # of every other song waiting behind it.
-            self._reject(raw, InvalidEvent(f"{len(raw)} bytes, over the limit of {self.max_record_bytes} "
-                                           f"(MIDI_MAX_RECORD_BYTES)"))
-            done()
-            return
         try:
-            events, problems = decode_record(raw)
+            events, problems = self.decoder.decode(raw)
         except InvalidEvent as exc:
             self._reject(raw, exc)
             done()
@@ -111,61 +102,20 @@ class Player:
         # leave back to back instead of each after the bookkeeping of the one before.
         chord: list[MidiEvent] = []
         for event in events:
-            if event.score_time * event.speed_ratio > self.max_song_seconds:
-                # No song plays that long (produce-midi refuses it); its slot would hold the song's
-                # buffer, which plays in arrival order, for as long.
-                self._reject(raw, InvalidEvent(f"seq {event.seq} of {event.song} plays "
-                                               f"{event.score_time * event.speed_ratio:g} s after the song's "
-                                               f"start, past MIDI_MAX_SONG_SECONDS ({self.max_song_seconds:g})"))
-                continue
             self.handle_event(event, record, chord)
         self.play_chord(chord, record)
         record.finished_one()
 
     def handle_event(self, event: MidiEvent, record: RecordProgress, chord: list[MidiEvent]) -> None:
-        """Count ``event`` in its song and schedule it (buffered), or add it to ``chord`` (live), which
-        is played before a song ends here."""
-        stats = self.songs.get(event.song)
+        """Count ``event`` in its song, then hand it to the playout (live: into ``chord``)."""
+        stats = self.book.arrive(event)
         if stats is None:
-            if event.song in self.finished:
-                # Its summary is logged already: a copy arriving now is counted apart.
-                self.after_end += 1
-                return
-            stats = self.songs[event.song] = self._start_song(event.song)
-        stats.last_event_at = time.monotonic()
-        if event.end:
-            if event.seq in stats.seen:
-                # The worker this one took over from finished the song and logged its summary.
-                stats.duplicates += 1
-                self._remember_finished(self.songs.pop(event.song))
-                return
-            stats.expected = event.seq
-        elif not stats.arrive(event.seq):
             return
-        elif self.max_lateness is not None and time.time() - event.sent_at > self.max_lateness:
+        if not event.end and self.max_lateness is not None and time.time() - event.sent_at > self.max_lateness:
             stats.dropped += 1
             record.handled(event)
             return
-        if self.buffered:
-            self._schedule(event, record)
-        elif event.end:
-            self.play_chord(chord, record)
-            record.handled(event)
-            self.finish(event.song, record=record)
-        else:
-            chord.append(event)
-
-    def _start_song(self, song: str) -> SongStats:
-        stats = SongStats(song)
-        resume_after = self.resume_points.get(song)
-        if resume_after is not None:
-            # What an earlier worker played counts as seen: arriving again, it is a duplicate and is
-            # not played, and it is not counted as lost either.
-            stats.seen.update(range(resume_after + 1))
-            stats.highest_seq = resume_after
-            logger.info("resuming %s after seq %d, played by an earlier worker", song, resume_after)
-        self._watch_idle_songs()
-        return stats
+        self.playout.take(event, stats, record, chord)
 
     def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
@@ -187,81 +137,22 @@ class Player:
                 record.resume_points.played(song, seq)
         chord.clear()
 
-    def _schedule(self, event: MidiEvent, record: RecordProgress) -> None:
-        now = time.perf_counter()
-        score_offset = event.score_time * event.speed_ratio
-        queue = self.queues.get(event.song)
-        if queue is None:
-            queue = self.queues[event.song] = SongQueue(anchor=now - score_offset)
-            queue.task = asyncio.get_running_loop().create_task(self._play_buffered(event.song, queue))
-        slot = queue.anchor + score_offset + self.playout_delay
-        if now > slot and not event.end:
-            self.songs[event.song].late += 1
-        record.wait_for()
-        queue.pending.append((slot, event, record))
-        queue.arrived.set()
-
-    async def _play_buffered(self, song: str, queue: SongQueue) -> None:
-        stats = self.songs[song]
-        try:
-            while True:
-                while not queue.pending:
-                    queue.arrived.clear()
-                    await queue.arrived.wait()
-                slot, event, record = queue.pending[0]
-                if event.end:
-                    queue.pending.popleft()
-                    record.handled(event)
-                    self.finish(song, record=record)
-                    record.finished_one()
-                    return
-                await wait_until(slot)
-                # Everything due by now leaves together (a chord), back to back, counted afterwards;
-                # it stays queued until played, so a song abandoned on a failing output lets it go.
-                now, due = time.perf_counter(), 1
-                while due < len(queue.pending) and not queue.pending[due][1].end and queue.pending[due][0] <= now:
-                    due += 1
-                self.play_chord([queue.pending[index][1] for index in range(due)])
-                # The idle clock runs from the last event played, not from its arrival.
-                stats.last_event_at = time.monotonic()
-                for _ in range(due):
-                    _, event, record = queue.pending.popleft()
-                    record.handled(event)
-                    record.finished_one()
-        except Exception as exc:
-            # This task is the song's own: nothing would see the error, and its notes would hang.
-            logger.error("stopped playing %s: %s", song, exc)
-            self.abandon(song)
-
     def abandon(self, song: str) -> None:
         """Stop a song without finishing it (its partition moved, or its output failed): let go what
         is queued for it and release its notes. Its events arriving again start it afresh, after its
         resume point."""
-        self._close_queue(song)
+        self.playout.close(song)
         self.songs.pop(song, None)
         self.outputs.release(song)
-
-    def _close_queue(self, song: str) -> None:
-        """Stop the song's buffered task and let go the records of the events still waiting, the one
-        waiting for its slot included: held back, they would stall the partition's offset commits
-        for good. Their events are not saved as played, so a worker reading them again plays them."""
-        queue = self.queues.pop(song, None)
-        if queue is None:
-            return
-        if queue.task is not None and queue.task is not asyncio.current_task():
-            queue.task.cancel()
-        pending, queue.pending = queue.pending, deque()
-        for _, _, record in pending:
-            record.finished_one()
 
     def finish(self, song: str, ended: str = ENDED_BY_END_EVENT, record: RecordProgress | None = None) -> dict:
         """Release what the song left sounding and log its summary. ``record``: the one holding its end
         event, whose commit lets the song leave the resume points."""
         self.outputs.release(song)
-        self._close_queue(song)
+        self.playout.close(song)
         stats = self.songs.pop(song)
         if ended == ENDED_BY_END_EVENT:
-            self._remember_finished(stats)
+            self.book.remember_finished(stats)
             if record is not None and record.position is not None:
                 self.resume_points.forget_once_committed(song, record.position)
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
@@ -287,8 +178,7 @@ class Player:
                 now = time.monotonic()
                 next_check = now + self.song_idle_timeout
                 for song, stats in list(self.songs.items()):
-                    queue = self.queues.get(song)
-                    if queue is not None and queue.pending:
+                    if self.playout.waiting(song):
                         continue
                     idle_at = stats.last_event_at + self.song_idle_timeout
                     if idle_at <= now:
@@ -299,21 +189,13 @@ class Player:
         finally:
             self._idle_watch = None
 
-    def _remember_finished(self, stats: SongStats) -> None:
-        self.finished[stats.song] = None
-        while len(self.finished) > FINISHED_SONGS_KEPT:
-            self.finished.popitem(last=False)
-
     async def stop(self) -> None:
         """Cancel buffered songs still waiting and save what was played; the outputs' owner then
         silences what sounds."""
-        tasks = [queue.task for queue in self.queues.values() if queue.task is not None]
         if self._idle_watch is not None:
-            tasks.append(self._idle_watch)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.queues.clear()
+            self._idle_watch.cancel()
+            await asyncio.gather(self._idle_watch, return_exceptions=True)
+        await self.playout.stop()
         self.resume_points.save()
 
     def status(self) -> str:

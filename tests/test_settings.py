@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, Settings, SettingsError
+from config.settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, PlaybackMode, Settings, SettingsError
 
 
 def test_an_empty_environment_gives_the_documented_defaults():
@@ -50,7 +50,7 @@ def test_blank_values_count_as_unset():
     ("MIDI_SESSION_TIMEOUT", "30", "session_timeout", 30.0),
     ("MIDI_REBALANCE_TIMEOUT", "2.5", "rebalance_timeout", 2.5),
     ("MIDI_STATUS_INTERVAL", "0.1", "status_interval", 0.1),
-    ("MIDI_PLAYBACK", "buffered", "playback", "buffered"),
+    ("MIDI_PLAYBACK", "buffered", "playback", PlaybackMode.BUFFERED),
     ("MIDI_PLAYOUT_DELAY", "0.5", "playout_delay", 0.5),
     ("MIDI_MAX_LATENESS", "0", "max_lateness", 0.0),
     ("MIDI_MAX_RECORD_BYTES", "4096", "max_record_bytes", 4096),
