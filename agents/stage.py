@@ -82,12 +82,8 @@ class Stage:
     async def play(self, events: AsyncIterable) -> None:
         """Play every event (Faust's events: ``value``, ``key``, ``message.tp``, ``message.offset``,
         ``ack()``) until they end. Leaving, for any reason, an exception included, silences the outputs."""
-        settings = self.settings
-        with open_outputs(settings) as outputs, self.gc_pauses:
-            player = Player(outputs, playback=settings.playback, playout_delay=settings.playout_delay,
-                            max_lateness=settings.max_lateness, played_seqs=self.played_seqs,
-                            max_record_bytes=settings.max_record_bytes, max_song_seconds=settings.max_song_seconds,
-                            song_idle_timeout=settings.song_idle_timeout)
+        with open_outputs(self.settings) as outputs, self.gc_pauses:
+            player = Player(outputs, self.settings, self.played_seqs)
             self.players.append(player)
             self.commit_listeners.append(player.resume_points.committed)
             try:

@@ -35,8 +35,9 @@ ENDED_IDLE = "idle"
 class Player:
     """Plays each valid event through ``outputs`` and keeps a SongStats per song.
 
-    ``playback`` live plays an event the moment it is handed over; buffered plays it at the song's
-    start + score time + ``playout_delay`` (playback/playout.py).
+    Its settings come as one object (config/settings.py): ``playback`` live plays an event the moment
+    it is handed over; buffered plays it at the song's start + score time + ``playout_delay``
+    (playback/playout.py); ``max_lateness`` drops events older than that.
 
     ``played_seqs`` maps each song to the highest seq played (or dropped) so far; a song this player
     has not seen yet resumes after the seq found there, counting what it skips as duplicates.
@@ -46,19 +47,17 @@ class Player:
     nothing waiting for its slot is finished as if its end event had come.
     """
 
-    def __init__(self, outputs: OutputSet, *, playback: PlaybackMode | str = PlaybackMode.LIVE,
-                 playout_delay: float = Settings.playout_delay, max_lateness: float | None = None,
-                 played_seqs: MutableMapping[str, int] | None = None,
-                 max_record_bytes: int = Settings.max_record_bytes, max_song_seconds: float = Settings.max_song_seconds,
-                 song_idle_timeout: float | None = Settings.song_idle_timeout) -> None:
+    def __init__(self, outputs: OutputSet, settings: Settings | None = None,
+                 played_seqs: MutableMapping[str, int] | None = None) -> None:
+        settings = Settings() if settings is None else settings
         self.outputs = outputs
         self.resume_points = ResumePoints({} if played_seqs is None else played_seqs)
-        self.decoder = RecordDecoder(max_record_bytes, max_song_seconds)
+        self.decoder = RecordDecoder(settings.max_record_bytes, settings.max_song_seconds)
         self.book = SongBook(self.resume_points, on_new_song=self._watch_idle_songs)
-        self.playout: Playout = (BufferedPlayout(self, playout_delay) if PlaybackMode(playback) is PlaybackMode.BUFFERED
-                                 else LivePlayout(self))
-        self.max_lateness = max_lateness
-        self.song_idle_timeout = song_idle_timeout
+        buffered = PlaybackMode(settings.playback) is PlaybackMode.BUFFERED
+        self.playout: Playout = BufferedPlayout(self, settings.playout_delay) if buffered else LivePlayout(self)
+        self.max_lateness = settings.max_lateness
+        self.song_idle_timeout = settings.song_idle_timeout
         self._idle_watch: asyncio.Task | None = None
         self.invalid = 0
         self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)

@@ -12,6 +12,7 @@ import time
 import mido
 import pytest
 
+from config.settings import Settings
 from outputs import OutputSet
 from playback.player import Player
 from playback.stats import SongStats, percentiles
@@ -124,7 +125,7 @@ def test_invalid_records_are_counted_and_play_nothing(outputs, recording):
 def test_a_record_over_the_size_limit_is_invalid_and_not_parsed(outputs, recording, caplog):
     raw = song_record("a", 0, [note(0)])
     limit = len(raw)
-    player = Player(outputs, max_record_bytes=limit)
+    player = Player(outputs, Settings(max_record_bytes=limit))
     acknowledged = []
     # Valid JSON, one byte over the limit: whitespace as any producer may add.
     player.handle(raw + b" ", done=lambda: acknowledged.append(1))
@@ -141,7 +142,7 @@ def test_a_record_over_the_size_limit_is_invalid_and_not_parsed(outputs, recordi
 
 async def test_buffered_plays_each_event_at_anchor_plus_score_time_plus_delay(outputs, recording):
     delay = 0.1
-    player = Player(outputs, playback="buffered", playout_delay=delay)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=delay))
     handed_at = time.time()
     player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05), note(2, 0.1)]))
     player.handle(end_record("a", 3, 0.1))
@@ -158,7 +159,7 @@ async def test_buffered_plays_each_event_at_anchor_plus_score_time_plus_delay(ou
 async def test_buffered_event_after_its_slot_plays_at_once_and_counts_as_late(outputs, recording, caplog):
     caplog.set_level(logging.INFO)
     delay = 0.05
-    player = Player(outputs, playback="buffered", playout_delay=delay)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=delay))
     player.handle(event("a", 0, 0.0))
     await asyncio.sleep(0.3)
     arrived_at = time.time()
@@ -174,7 +175,7 @@ async def test_buffered_event_after_its_slot_plays_at_once_and_counts_as_late(ou
 
 
 async def test_buffered_songs_do_not_wait_for_each_other(outputs, recording):
-    player = Player(outputs, playback="buffered", playout_delay=0.05)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=0.05))
     player.handle(song_record("slow", 0, [note(0, 0.0), note(1, 2.0)]))
     player.handle(song_record("quick", 0, [(0.0, [0x91, 40, 90]), (0.05, [0x91, 41, 90])]))
 
@@ -187,7 +188,7 @@ async def test_buffered_songs_do_not_wait_for_each_other(outputs, recording):
 
 
 async def test_stop_cancels_what_is_waiting_for_its_slot(outputs, recording):
-    player = Player(outputs, playback="buffered", playout_delay=0.05)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=0.05))
     player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.3)]))
     await asyncio.sleep(0.1)
     await player.stop()
@@ -198,7 +199,7 @@ async def test_stop_cancels_what_is_waiting_for_its_slot(outputs, recording):
 
 
 async def test_abandoned_song_plays_nothing_more_and_is_released(outputs, recording):
-    player = Player(outputs, playback="buffered", playout_delay=0.05)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=0.05))
     acknowledged = []
     player.handle(song_record("moved", 0, [note(0, 0.0), note(1, 0.3)]), done=lambda: acknowledged.append(1))
     await asyncio.sleep(0.1)
@@ -229,7 +230,7 @@ class FailingOutput:
 
 async def test_a_failing_output_in_buffered_mode_stops_the_song_and_releases_its_notes(caplog):
     output = FailingOutput(refused_note=61)
-    player = Player(OutputSet([output]), playback="buffered", playout_delay=0.02)
+    player = Player(OutputSet([output]), Settings(playback="buffered", playout_delay=0.02))
     acknowledged = []
     player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.05)]), done=lambda: acknowledged.append(1))
     player.handle(event("a", 2, 0.1), done=lambda: acknowledged.append(2))
@@ -247,7 +248,7 @@ async def test_a_failing_output_in_buffered_mode_stops_the_song_and_releases_its
 async def test_an_abandoned_song_arriving_again_resumes_and_each_record_is_let_go_once(outputs, recording, caplog):
     caplog.set_level(logging.INFO)
     played_seqs = {}
-    player = Player(outputs, playback="buffered", playout_delay=0.05, played_seqs=played_seqs)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=0.05), played_seqs=played_seqs)
     acknowledged = []
     player.handle(song_record("back", 0, [note(0, 0.0), note(1, 0.2)]), done=lambda: acknowledged.append("first"))
     await asyncio.sleep(0.1)
@@ -268,7 +269,7 @@ async def test_an_abandoned_song_arriving_again_resumes_and_each_record_is_let_g
 
 async def test_a_far_score_time_is_invalid_and_does_not_hold_the_song(outputs, recording):
     delay = 0.05
-    player = Player(outputs, playback="buffered", playout_delay=delay, max_song_seconds=60)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=delay, max_song_seconds=60))
     handed_at = time.time()
     player.handle(event("a", 0, 0.0))
     player.handle(event("a", 1, 1e9))
@@ -288,7 +289,7 @@ async def test_a_far_score_time_is_invalid_and_does_not_hold_the_song(outputs, r
 async def test_a_song_without_events_for_the_idle_timeout_ends_and_counts_what_never_came(outputs, recording,
                                                                                           caplog):
     caplog.set_level(logging.INFO)
-    player = Player(outputs, song_idle_timeout=0.2)
+    player = Player(outputs, Settings(song_idle_timeout=0.2))
     for seq in (0, 1, 3):
         player.handle(event("a", seq))
     await asyncio.sleep(0.1)
@@ -312,7 +313,7 @@ async def test_a_song_without_events_for_the_idle_timeout_ends_and_counts_what_n
 
 async def test_buffered_song_is_not_idle_while_events_wait_for_their_slot(outputs, recording, caplog):
     caplog.set_level(logging.INFO)
-    player = Player(outputs, playback="buffered", playout_delay=0.05, song_idle_timeout=0.2)
+    player = Player(outputs, Settings(playback="buffered", playout_delay=0.05, song_idle_timeout=0.2))
     player.handle(song_record("a", 0, [note(0, 0.0), note(1, 0.4)]))
     await asyncio.sleep(0.5)
 
