@@ -2,13 +2,14 @@
 record, and the worker catching up on that backlog into MIDI_OUTPUT=null against plain aiokafka reading and
 JSON-decoding the same backlog, in the same run; then where the worker's time per event goes, by stage.
 
-    .venv/bin/python bench/throughput.py [--events N] [--smoke]
+    .venv/bin/python bench/throughput.py [--events N | --song FILE --copies N] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import shutil
 import re
 import tempfile
 import time
@@ -36,31 +37,44 @@ def burst_song(path: Path, events: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=200_000, help="events of the generated burst song")
+    parser.add_argument("--song", type=Path, help="publish copies of this MIDI file (a real one) instead")
+    parser.add_argument("--copies", type=int, default=8, help="with --song: how many copies (songs) to publish")
     parser.add_argument("--smoke", action="store_true", help="a few thousand events, to check the benchmark runs")
     args = parser.parse_args()
-    events = 5_000 if args.smoke else args.events
     folder = Path(tempfile.mkdtemp(prefix="midi-bench-"))
-    song = folder / "burst.mid"
-    burst_song(song, events)
+    if args.song:
+        songs = [folder / f"{index:03d}-{args.song.name}" for index in range(args.copies)]
+        for copy in songs:
+            shutil.copy(args.song, copy)
+    else:
+        songs = [folder / "burst.mid"]
+        burst_song(songs[0], 5_000 if args.smoke else args.events)
     single_event_record = encode_events("burst.mid@0123abcd", 0, [(1.234, [0x90, 60, 90])], sent_at=time.time(),
                                         speed_ratio=0.0)
 
     with embedded_broker() as broker_url:
         env = {"BROKER_URL": broker_url, "MIDI_TOPIC": "bench-app", "MIDI_OUTPUT": "null"}
-        produced = run_producer(["-s", "0", str(song)], env)
-        done = DONE_LINE.search(produced.stderr)
-        if produced.returncode != 0 or done is None:
+        produced = run_producer(["-s", "0", *map(str, songs)], env)
+        dones = DONE_LINE.findall(produced.stderr)
+        if produced.returncode != 0 or len(dones) != len(songs):
             raise SystemExit(f"produce-midi failed:\n{produced.stderr}")
-        app_produce = int(done.group(1)) / float(done.group(2))
-        raw_produce = asyncio.run(raw_produce_rate(broker_url, "bench-raw", [single_event_record] * events))
+        events = sum(int(count) for count, _ in dones)
+        app_produce = events / sum(float(seconds) for _, seconds in dones)
+        raw_records = [single_event_record] * min(events, 200_000)
+        raw_produce = asyncio.run(raw_produce_rate(broker_url, "bench-raw", raw_records))
 
         started = time.monotonic()
         with WorkerProcess(env) as worker:
-            [summary] = worker.wait_for_summaries(1, timeout=120 + events / 1000)
-        app_consume = summary["events"] / max(summary["last_played_at"] - summary["first_played_at"], 1e-9)
+            summaries = worker.wait_for_summaries(len(songs), timeout=120 + events / 1000)
+        first = min(summary["first_played_at"] for summary in summaries)
+        last = max(summary["last_played_at"] for summary in summaries)
+        app_consume = sum(summary["events"] for summary in summaries) / max(last - first, 1e-9)
         raw_consume, values = asyncio.run(raw_read_and_decode(broker_url, "bench-app"))
+        summary = {"lost": sum(summary["lost"] for summary in summaries)}
 
+    source = f"{len(songs)} copies of {args.song.name}" if args.song else "a generated burst song"
+    print(f"{source}: {events:,} events in {len(values):,} records")
     print(f"{events:,} events; worker ready and done in {time.monotonic() - started:.1f} s; lost {summary['lost']}")
     print(ratio_line("produce-midi -s 0 (events/s)", app_produce, raw_produce, "ev/s"))
     print(ratio_line("worker into null (events/s)", app_consume, raw_consume, "ev/s",
