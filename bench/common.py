@@ -8,6 +8,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import AsyncIterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -80,6 +81,24 @@ def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull):
     if kind == "mock":
         return mock_cluster(topics={topic: 1 for topic in [*topics, CHANGELOG]}, log_path=log_path)
     return embedded_broker(log_path=log_path)
+
+
+async def values_from_start(broker_url: str, topic: str) -> AsyncIterator[bytes]:
+    """Every value on partition 0 of ``topic``, from its start to the end offset it had when asked, read
+    by a plain aiokafka consumer with its default fetch settings."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        while await consumer.position(partition) < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    yield record.value
+    finally:
+        await consumer.stop()
 
 
 def dense_song_timeline(seconds: float) -> list[tuple[float, list[int]]]:

@@ -16,9 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import (BROKER_KINDS, RAW_FETCH_WAIT_MS, bench_broker, bootstrap, percentiles, ratio_line,
-                    raw_paced_latency, timing_errors_ms, write_dense_song)
+from common import (BROKER_KINDS, RAW_FETCH_WAIT_MS, bench_broker, percentiles, ratio_line, raw_paced_latency,
+                    timing_errors_ms, values_from_start, write_dense_song)
 
 from models.midi_event import decode_record
 from harness.processes import WorkerProcess, run_producer
@@ -33,22 +32,11 @@ MODES = {
 
 async def sent_times(broker_url: str, topic: str) -> dict[int, float]:
     """seq -> the producer's send time, for every event on partition 0 of ``topic``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        times: dict[int, float] = {}
-        while await consumer.position(partition) < end:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    for event in decode_record(record.value)[0]:
-                        times.setdefault(event.seq, event.sent_at)
-        return times
-    finally:
-        await consumer.stop()
+    times: dict[int, float] = {}
+    async for value in values_from_start(broker_url, topic):
+        for event in decode_record(value)[0]:
+            times.setdefault(event.seq, event.sent_at)
+    return times
 
 
 def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path, topic: str) -> tuple[dict, dict]:

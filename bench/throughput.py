@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import bootstrap, ratio_line, raw_produce_rate
+from common import ratio_line, raw_produce_rate, values_from_start
 
 from brokers.embedded import embedded_broker
 from models.midi_event import decode_record, encode_events
@@ -83,25 +82,15 @@ def main() -> None:
 
 
 async def raw_read_and_decode(broker_url: str, topic: str) -> tuple[float, list[bytes]]:
-    """Events/s of a plain aiokafka consumer (its default fetch settings) reading ``topic`` from its
-    start and decoding every value with json.loads; and the values, for the stage profile."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(broker_url), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        values, decoded_events, started = [], 0, time.perf_counter()
-        while await consumer.position(partition) < end:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    decoded = json.loads(record.value)
-                    decoded_events += len(decoded) if isinstance(decoded, list) else 1
-                    values.append(record.value)
-        return decoded_events / (time.perf_counter() - started), values
-    finally:
-        await consumer.stop()
+    """Events/s of a plain aiokafka consumer reading ``topic`` from its start and decoding every value
+    with json.loads, timed from its first record; and the values, for the stage profile."""
+    values, decoded_events, started = [], 0, None
+    async for value in values_from_start(broker_url, topic):
+        started = started or time.perf_counter()
+        decoded = json.loads(value)
+        decoded_events += len(decoded) if isinstance(decoded, list) else 1
+        values.append(value)
+    return decoded_events / (time.perf_counter() - started), values
 
 
 def print_stage_profile(values: list[bytes], app_rate: float) -> None:
