@@ -25,7 +25,9 @@ app = MidiFaustApp(
     broker_rebalance_timeout=settings.rebalance_timeout,
     broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     topic_disable_leader=True,
+    # Only the worker serves the web (--without-web skips it); on loopback unless MIDI_WEB_BIND or -b says.
     web_enabled=False,
+    web_bind=settings.web_bind,
 )
 
 # Records travel as raw bytes and are decoded by models.midi_event.decode_record, so one bad record

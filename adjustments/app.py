@@ -16,7 +16,8 @@ from faust.types import TP
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
-from adjustments import changelog_pause, commits, fetch_wait, flow_control, patient_producer, reachability, thread_close
+from adjustments import (changelog_pause, commits, fetch_wait, flow_control, page_at_root, patient_producer,
+                         reachability, thread_close)
 from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
 from playback.gc_pauses import freeze_what_exists
@@ -32,7 +33,8 @@ ASSEMBLY = Adjustment("adjustments/app.py", "the app's transport classes", (
     Touch(faust_aiokafka.Consumer, "_new_consumer_thread"),
 ))
 ADJUSTMENTS = [ASSEMBLY, fetch_wait.ADJUSTMENT, changelog_pause.ADJUSTMENT, commits.ADJUSTMENT,
-               thread_close.ADJUSTMENT, reachability.ADJUSTMENT, patient_producer.ADJUSTMENT, flow_control.ADJUSTMENT]
+               thread_close.ADJUSTMENT, reachability.ADJUSTMENT, patient_producer.ADJUSTMENT, flow_control.ADJUSTMENT,
+               page_at_root.ADJUSTMENT]
 
 
 class ConsumerThread(fetch_wait.FetchWaitThread, changelog_pause.PausedInAiokafkaThread, commits.CommitsThread,
@@ -80,9 +82,10 @@ class MidiWorker(faust.Worker):
         self.app.broker_outage_log.install(logger.handlers)
 
 
-class MidiFaustApp(faust.App):
+class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):
     """A Faust app whose consumer's fetch wait follows ``fetch_waits`` (adjustments.fetch_wait), whose
-    worker reports an unreachable broker in a few lines, and whose commits the app can listen to."""
+    worker reports an unreachable broker in a few lines, whose commits the app can listen to, and whose
+    web server leaves ``/`` to the app's page (adjustments.page_at_root)."""
 
     def __init__(self, *args, fetch_waits: fetch_wait.FetchWaits, **kwargs) -> None:
         self.fetch_waits = fetch_waits
@@ -93,6 +96,16 @@ class MidiFaustApp(faust.App):
         self.broker_outage_log = BrokerOutageLog(brokers)
         # Called with {partition: next offset to read} after each commit the broker accepted.
         self.commit_listeners: list[Callable[[Mapping[TP, int]], None]] = []
+        # Called once the worker's options are known (--with-web/--without-web included) and before its
+        # services start, so the web page (web/) sets up only a worker that serves it.
+        self.on_configured: list[Callable[[], None]] = []
+
+    def on_init_dependencies(self):
+        # Once only: Faust may call this again when the app restarts.
+        setups, self.on_configured = self.on_configured, []
+        for setup in setups:
+            setup()
+        return super().on_init_dependencies()
 
     def tell_committed(self, offsets: Mapping[TP, int]) -> None:
         for listener in list(self.commit_listeners):

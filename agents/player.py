@@ -15,10 +15,13 @@ from faust.types import TP
 from agents.stage import Stage
 from midi_app import app, notes_topic, played_seqs, settings
 from outputs import PortError, SynthUnavailable, open_outputs
+import web
 
 logger = logging.getLogger(__name__)
 
 app.stage = Stage(settings, played_seqs, app.commit_listeners)
+# The page, /stats and /metrics (web/), for a worker that serves the web.
+app.live_view = web.install(app, app.stage, settings)
 
 
 @app.on_worker_init.connect

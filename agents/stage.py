@@ -13,7 +13,7 @@ from faust.types import TP
 from config.settings import Settings
 from outputs import open_outputs
 from playback.gc_pauses import GcPauses
-from playback.player import Player
+from playback.player import Player, PlayObserver
 from playback.resume import InOrderAcks
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,11 @@ class Stage:
     """Where the worker plays: one player while the agent runs, and what it knows of songs and partitions.
 
     ``played_seqs`` is the worker's table of resume points; ``commit_listeners`` the app's list of
-    callbacks told what the group committed (adjustments/commits.py)."""
+    callbacks told what the group committed (adjustments/commits.py); ``observer``, if any, is told
+    what each player plays (the web page's feed, web/feed.py)."""
 
     def __init__(self, settings: Settings, played_seqs: MutableMapping[str, int],
-                 commit_listeners: list[Callable[[Any], None]]) -> None:
+                 commit_listeners: list[Callable[[Any], None]], observer: PlayObserver | None = None) -> None:
         self.settings = settings
         self.played_seqs = played_seqs
         self.commit_listeners = commit_listeners
@@ -78,12 +79,19 @@ class Stage:
         self.song_partitions = SongPartitions()
         self.kafka_load = KafkaLoad()
         self.gc_pauses = GcPauses()
+        self.observer = observer
+
+    def observe(self, observer: PlayObserver) -> None:
+        """Tell ``observer`` what is played from now on, by the players playing now too."""
+        self.observer = observer
+        for player in self.players:
+            player.observer = observer
 
     async def play(self, events: AsyncIterable) -> None:
         """Play every event (Faust's events: ``value``, ``key``, ``message.tp``, ``message.offset``,
         ``ack()``) until they end. Leaving, for any reason, an exception included, silences the outputs."""
         with open_outputs(self.settings) as outputs, self.gc_pauses:
-            player = Player(outputs, self.settings, self.played_seqs)
+            player = Player(outputs, self.settings, self.played_seqs, self.observer)
             self.players.append(player)
             self.commit_listeners.append(player.resume_points.committed)
             try:

@@ -130,6 +130,16 @@ class Settings:
     # produce-midi retries an unacknowledged record this long (seconds), riding out a short cut,
     # and gives up on a broker that cannot be reached or stops answering after as long.
     producer_timeout: float = 10.0
+    # The worker's web page, /metrics and /stats (web/): the address Faust's web server listens on.
+    # The page shows what is played, so it is on loopback only unless asked (Faust's own default
+    # is every interface); the worker's -b/--web-bind overrides it, --web-port moves it from 6066.
+    web_bind: str = "127.0.0.1"
+    # How often the page's updates are pushed (the piano roll scrolls smoothly in between), and how
+    # many a client that reads slowly may have waiting before the oldest are dropped (and counted).
+    web_interval: float = 0.1
+    web_client_queue: int = 100
+    # How often the end offsets of the notes topic's partitions are asked of the broker, for the lag.
+    lag_interval: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -159,6 +169,10 @@ class Settings:
             max_song_events=int(_number(env, "MIDI_MAX_SONG_EVENTS", cls.max_song_events, int, 1)),
             soundfont=env.get("MIDI_SOUNDFONT", "").strip() or None,
             producer_timeout=_number(env, "MIDI_PRODUCER_TIMEOUT", cls.producer_timeout, float, 1),
+            web_bind=_text(env, "MIDI_WEB_BIND", cls.web_bind),
+            web_interval=_number(env, "MIDI_WEB_INTERVAL", cls.web_interval, float, 0.01),
+            web_client_queue=int(_number(env, "MIDI_WEB_CLIENT_QUEUE", cls.web_client_queue, int, 1)),
+            lag_interval=_number(env, "MIDI_LAG_INTERVAL", cls.lag_interval, float, 0.1),
         )
 
     @property

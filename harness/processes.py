@@ -43,10 +43,12 @@ class WorkerProcess:
 
     Use as a context manager: entering starts it and waits until Faust says it is ready (unless
     ``ready_timeout`` is None); leaving sends SIGTERM (as a user's Ctrl-C would) and waits for it to stop.
+    With ``web_port`` it serves its page there (web/); without, it runs ``--without-web``, as two workers
+    on one machine would both want Faust's port 6066.
     """
 
     def __init__(self, env: Mapping[str, str], ready_timeout: float | None = 30.0,
-                 echo: Callable[[str], None] = lambda line: None) -> None:
+                 echo: Callable[[str], None] = lambda line: None, web_port: int | None = None) -> None:
         self.env = {**os.environ, **env}
         self.ready_timeout = ready_timeout
         self.echo = echo
@@ -54,11 +56,12 @@ class WorkerProcess:
         self._unread: queue.Queue[str | None] = queue.Queue()
         self.process: subprocess.Popen | None = None
         self.ready_after: float | None = None
+        self.web_port = web_port
 
     def __enter__(self) -> "WorkerProcess":
         started = time.monotonic()
         self.process = subprocess.Popen(
-            faust_command("worker", "--without-web", "-l", "info"), cwd=ROOT, env=self.env, text=True,
+            faust_command("worker", *self.web_options(), "-l", "info"), cwd=ROOT, env=self.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._pump, daemon=True).start()
@@ -69,6 +72,14 @@ class WorkerProcess:
             raise RuntimeError(f"worker not ready within {self.ready_timeout:.0f} s:\n" + "\n".join(self.lines[-30:]))
         self.ready_after = time.monotonic() - started
         return self
+
+    def web_options(self) -> list[str]:
+        return ["--without-web"] if self.web_port is None else ["--web-port", str(self.web_port)]
+
+    @property
+    def web_url(self) -> str:
+        """The page's address (MIDI_WEB_BIND's default, loopback)."""
+        return f"http://127.0.0.1:{self.web_port}/"
 
     def __exit__(self, *exc_info) -> None:
         self.stop()

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Callable, Hashable, MutableMapping
+from typing import Callable, Hashable, MutableMapping, Protocol, Sequence
 
 import mido
 
@@ -32,6 +32,15 @@ ENDED_BY_END_EVENT = "end event"
 ENDED_IDLE = "idle"
 
 
+class PlayObserver(Protocol):
+    """Told of every chord played and every song summary (web/feed.py keeps them for the web page).
+    Called on the playing path: it must hand off and return, never wait."""
+
+    def played(self, chord: Sequence[MidiEvent], played_at: float) -> None: ...
+
+    def finished(self, summary: dict) -> None: ...
+
+
 class Player:
     """Plays each valid event through ``outputs`` and keeps a SongStats per song.
 
@@ -45,10 +54,13 @@ class Player:
     Records over ``max_record_bytes`` and events due past ``max_song_seconds`` count as invalid
     (playback/decoder.py). A song with no event for ``song_idle_timeout`` seconds (None or 0: never) and
     nothing waiting for its slot is finished as if its end event had come.
+
+    ``observer``, if any, is told of what was played and of each song's summary.
     """
 
     def __init__(self, outputs: OutputSet, settings: Settings | None = None,
-                 played_seqs: MutableMapping[str, int] | None = None) -> None:
+                 played_seqs: MutableMapping[str, int] | None = None,
+                 observer: PlayObserver | None = None) -> None:
         settings = Settings() if settings is None else settings
         self.outputs = outputs
         self.resume_points = ResumePoints({} if played_seqs is None else played_seqs)
@@ -61,6 +73,7 @@ class Player:
         self._idle_watch: asyncio.Task | None = None
         self.invalid = 0
         self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)
+        self.observer = observer
 
     @property
     def songs(self):
@@ -134,6 +147,9 @@ class Player:
             # One resume point per song and chord, not per event: the highest seq played is what counts.
             for song, seq in highest_seq.items():
                 record.resume_points.played(song, seq)
+        if self.observer is not None:
+            # A copy: live, ``chord`` is the caller's list, emptied below and filled again.
+            self.observer.played(tuple(chord), played_at)
         chord.clear()
 
     def abandon(self, song: str) -> None:
@@ -157,6 +173,8 @@ class Player:
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
         summary = {**stats.summary(), "ended": ended}
         logger.info("song summary %s", json.dumps(summary))
+        if self.observer is not None:
+            self.observer.finished(summary)
         return summary
 
     def _watch_idle_songs(self) -> None:

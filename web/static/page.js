@@ -1,0 +1,141 @@
+// The page: one WebSocket to the worker (/live), the piano roll and plots redrawn every frame, the tables
+// on each update. window.midiView holds what the page shows, for the browser tests to read.
+"use strict";
+
+const roll = new PianoRoll(document.getElementById("roll"));
+const latencyPlot = new TimePlot(document.getElementById("latency"));
+const timingPlot = new TimePlot(document.getElementById("timing"));
+// Drawn this far behind the worker's clock, so notes pushed every update enter smoothly at the right edge.
+const DRAW_BEHIND = 0.25;
+const view = window.midiView = {updates: 0, songs: {}, partitions: [], broker: null, dropped: 0, roll};
+let clockOffset = null;  // the worker's time minus this page's, s
+let retryDelay = 500;
+
+document.getElementById("roll-seconds").textContent = ROLL_SECONDS;
+
+function workerNow() {
+  return clockOffset === null ? Date.now() / 1000 : Date.now() / 1000 + clockOffset;
+}
+
+function cell(row, text, bad) {
+  const td = row.insertCell();
+  td.textContent = text === null || text === undefined ? "" : text;
+  if (bad) td.className = "bad";
+  return td;
+}
+
+function showSongs(songs) {
+  const body = document.querySelector("#songs tbody");
+  body.replaceChildren();
+  for (const song of songs) {
+    view.songs[song.song] = song;
+    const row = body.insertRow();
+    row.dataset.song = song.song;
+    if (song.ended) row.className = "ended";
+    cell(row, song.song);
+    cell(row, `${song.topic}/${song.partition}`);
+    for (const field of ["events", "notes", "lost", "duplicates", "reordered", "late", "dropped"]) {
+      cell(row, song[field], field !== "events" && field !== "notes" && song[field] > 0).dataset.field = field;
+    }
+    cell(row, song.latency_ms ? song.latency_ms.p99 : "");
+    cell(row, song.timing_error_ms ? song.timing_error_ms.p99 : "");
+    cell(row, song.ended || "playing");
+    if (song.ended) roll.closeSong(song.song, workerNow());
+  }
+}
+
+function showPartitions(partitions) {
+  view.partitions = partitions;
+  const body = document.querySelector("#partitions tbody");
+  body.replaceChildren();
+  for (const p of partitions) {
+    const row = body.insertRow();
+    row.dataset.partition = p.partition;
+    cell(row, p.topic);
+    cell(row, p.partition);
+    cell(row, p.position);
+    cell(row, p.end);
+    cell(row, p.lag, p.lag > 0).dataset.field = "lag";
+    cell(row, p.stale ? "end offset from the last fetch: the broker does not answer" : "");
+  }
+}
+
+function showBroker(broker) {
+  view.broker = broker;
+  const element = document.getElementById("broker");
+  if (broker.reachable) {
+    element.textContent = "broker reachable";
+    element.className = "status good";
+  } else {
+    const since = new Date(broker.unreachable_since * 1000);
+    const seconds = Math.round(workerNow() - broker.unreachable_since);
+    element.textContent = `broker unreachable since ${since.toLocaleTimeString()} (${seconds} s)` +
+      (broker.reason ? `: ${broker.reason}` : "");
+    element.className = "status bad";
+  }
+}
+
+function showChannels() {
+  const legend = document.getElementById("channels");
+  if (legend.childElementCount === roll.channels.size) return;
+  legend.replaceChildren();
+  for (const channel of [...roll.channels].sort((a, b) => a - b)) {
+    const item = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = `hsl(${channelHue(channel)}, 75%, 55%)`;
+    item.append(swatch, `channel ${channel + 1}`);
+    legend.append(item);
+  }
+}
+
+function receive(message) {
+  if (message.type === "dropped") {
+    view.dropped = message.count;
+    document.getElementById("dropped").textContent = `${message.count} updates dropped (this page read too slowly)`;
+    return;
+  }
+  clockOffset = message.now - Date.now() / 1000;
+  if (message.type === "hello") {
+    roll.reset();
+    latencyPlot.series.clear();
+    timingPlot.series.clear();
+  }
+  roll.add(message.notes);
+  for (const [at, song, latency, timing] of message.points) {
+    latencyPlot.add(song, at, latency);
+    timingPlot.add(song, at, timing);
+  }
+  showSongs(message.songs);
+  showPartitions(message.partitions);
+  showBroker(message.broker);
+  showChannels();
+  view.updates += 1;
+}
+
+function connect() {
+  const status = document.getElementById("connection");
+  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/live`);
+  socket.onopen = () => {
+    status.textContent = "live";
+    status.className = "status good";
+    retryDelay = 500;
+  };
+  socket.onmessage = (event) => receive(JSON.parse(event.data));
+  socket.onclose = () => {
+    status.textContent = "worker gone: reconnecting";
+    status.className = "status bad";
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 10000);
+  };
+}
+
+function frame() {
+  const now = workerNow() - DRAW_BEHIND;
+  roll.draw(now);
+  latencyPlot.draw(now);
+  timingPlot.draw(now);
+  requestAnimationFrame(frame);
+}
+
+connect();
+requestAnimationFrame(frame);
