@@ -66,8 +66,11 @@ class PartitionLag:
             assigned = sorted(tp for tp in consumer.assignment() if tp.topic == self.topic)
         except Exception:  # the consumer is not started yet, or is restarting
             assigned = []
+        # The worker's positions are taken before the broker is asked: records read while the answer
+        # travels would put the position past an end offset asked earlier.
+        read, committed = dict(monitor.tp_read_offsets), dict(monitor.tp_committed_offsets)
         ends = await self._end_offsets(consumer, assigned) if assigned else {}
-        rows = partition_rows(assigned, monitor.tp_read_offsets, monitor.tp_committed_offsets, ends)
+        rows = partition_rows(assigned, read, committed, ends)
         for row in rows:
             self.metrics.partition(row["topic"], row["partition"], row["position"], row["end"], row["lag"])
             row["stale"] = self.failing_since is not None

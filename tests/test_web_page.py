@@ -1,0 +1,137 @@
+"""The worker's web page in a real browser (tests/browser.py), and /metrics read with Prometheus' own parser,
+checked against the worker's song summaries while and after real songs play through a worker."""
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from brokers.embedded import free_port
+from harness.processes import WorkerProcess, run_producer
+from tests.browser import ARTEFACTS, console_errors, headless_chromium, wait_until
+from tests.song_files import every_kind_timeline, write_song
+from tests.topic_values import end_record, produce_values, song_record
+
+pytestmark = pytest.mark.integration
+
+COUNTERS = ("events", "notes", "lost", "duplicates", "reordered", "late", "dropped")
+
+
+def rough_song_values(song: str) -> list[bytes]:
+    """A song as a bad cluster delivers it: seq 2 after 3 (reordered), 3 twice (a duplicate), 4 never (lost)."""
+    return [song_record(song, 0, [(0.0, [0x90, 60, 100]), (0.0, [0x90, 64, 100])]),
+            song_record(song, 3, [(0.2, [0x80, 60, 0])]),
+            song_record(song, 2, [(0.1, [0x90, 67, 100])]),
+            song_record(song, 3, [(0.2, [0x80, 60, 0])]),
+            song_record(song, 5, [(0.3, [0x80, 64, 0])]),
+            song_record(song, 6, [(0.4, [0x80, 67, 0])]),
+            end_record(song, 7, 0.4)]
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def page_view(driver) -> dict:
+    """What the page shows: its songs' table, as the cells read, the roll's counts, the partitions' rows."""
+    return driver.execute_script("""
+        const songs = {};
+        for (const row of document.querySelectorAll('#songs tbody tr')) {
+            const cells = {};
+            for (const cell of row.querySelectorAll('td[data-field]')) {
+                cells[cell.dataset.field] = Number(cell.textContent);
+            }
+            cells.ended = row.lastElementChild.textContent;
+            songs[row.dataset.song] = cells;
+        }
+        const roll = window.midiView.roll;
+        return {songs, notesDrawn: Object.fromEntries(roll.notesDrawn), barsDrawn: roll.barsDrawn,
+                partitions: [...document.querySelectorAll('#partitions tbody tr')].map(row => row.dataset.partition)};
+    """)
+
+
+def ended_on_page(driver, songs) -> dict | None:
+    """The page's view once it shows every one of ``songs`` ended."""
+    view = page_view(driver)
+    return view if all(view["songs"].get(song, {}).get("ended") == "end event" for song in songs) else None
+
+
+def roll_pixels(driver) -> str:
+    return driver.execute_script("return document.getElementById('roll').toDataURL()")
+
+
+def test_the_page_draws_every_note_as_it_plays_and_its_counters_equal_the_summaries(tmp_path, worker_env):
+    env = {**worker_env, "MIDI_TOPIC_PARTITIONS": "2"}
+    timeline = every_kind_timeline(seconds=6.0)
+    score = write_song(tmp_path / "roll.mid", timeline)
+    note_ons = sum(1 for _, data in score if data[0] & 0xF0 == 0x90 and data[2] > 0)
+    with WorkerProcess(env, web_port=free_port()) as worker, headless_chromium() as browser:
+        browser.get(worker.web_url)
+        wait_until(lambda: len(page_view(browser)["partitions"]) == 2, 15, "the lag panel showing both partitions")
+        producer = threading.Thread(target=run_producer, args=([str(tmp_path / "roll.mid")], env), daemon=True)
+        producer.start()
+        wait_until(lambda: page_view(browser)["barsDrawn"] > 3, 20, "notes on the piano roll")
+        before = roll_pixels(browser)
+        wait_until(lambda: roll_pixels(browser) != before, 2, "the piano roll moving on")
+        [summary] = worker.wait_for_summaries(1, timeout=60)
+        producer.join(30)
+        produce_values(env["BROKER_URL"], rough_song_values("rough"), key=b"rough")
+        [rough] = worker.wait_for_summaries(1, timeout=30)
+        summaries = {summary["song"]: summary, "rough": rough}
+        shown = wait_until(lambda: ended_on_page(browser, summaries), 10, "both songs ended on the page")
+        ARTEFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTEFACTS / "web_page.png"))
+        errors = console_errors(browser)
+
+    assert errors == [], errors
+    assert (rough["events"], rough["lost"], rough["duplicates"], rough["reordered"]) == (6, 1, 1, 1)
+    for song, expected in summaries.items():
+        assert shown["notesDrawn"][song] == expected["notes"], song
+        assert {field: shown["songs"][song][field] for field in COUNTERS} == {
+            field: expected[field] for field in COUNTERS}, song
+    # A bar per note-on: the song's and the rough one's three.
+    assert shown["barsDrawn"] == note_ons + 3
+    assert sorted(shown["partitions"]) == ["0", "1"]
+
+
+def series(metrics_text: str) -> dict[tuple[str, tuple], float]:
+    """(sample name, its labels but consumergroup) -> value, from Prometheus' own parser."""
+    return {(sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le")) +
+             ((("le", sample.labels["le"]),) if "le" in sample.labels else ())): sample.value
+            for family in text_string_to_metric_families(metrics_text) for sample in family.samples}
+
+
+def summed(values: dict, name: str) -> float:
+    return sum(value for (sample, labels), value in values.items()
+               if sample == name and not any(key == "le" for key, _ in labels))
+
+
+def test_metrics_count_what_the_summaries_count(tmp_path, worker_env):
+    score = write_song(tmp_path / "song.mid", every_kind_timeline(seconds=2.0))
+    with WorkerProcess(worker_env, web_port=free_port()) as worker:
+        assert run_producer([str(tmp_path / "song.mid")], worker_env).returncode == 0
+        [song] = worker.wait_for_summaries(1, timeout=30)
+        produce_values(worker_env["BROKER_URL"], rough_song_values("rough"), key=b"rough")
+        [rough] = worker.wait_for_summaries(1, timeout=30)
+        wait_until(lambda: summed(series(fetch(worker.web_url + "metrics")), "midi_events_played_total")
+                   == song["events"] + rough["events"], 5, "the events played on /metrics")
+        values = series(fetch(worker.web_url + "metrics"))
+        stats = fetch(worker.web_url + "stats")
+
+    assert song["events"] == len(score)
+    played = song["events"] + rough["events"]
+    assert summed(values, "midi_note_latency_seconds_count") == played
+    assert summed(values, "midi_timing_error_seconds_count") == played
+    for counter, field in (("midi_events_lost_total", "lost"), ("midi_events_duplicated_total", "duplicates"),
+                           ("midi_events_reordered_total", "reordered"), ("midi_events_late_total", "late"),
+                           ("midi_events_dropped_total", "dropped")):
+        assert summed(values, counter) == song[field] + rough[field], counter
+    assert values[("kafka_consumergroup_lag",
+                   (("consumergroup", "midi_app"), ("partition", "0"), ("topic", "midi")))] == 0
+    assert values[("midi_broker_reachable", ())] == 1
+    # Faust's own sensor is there too.
+    assert summed(values, "midi_app_messages_received_total") > 0
+    assert '"midi_events_played"' in stats and '"rough"' in stats
