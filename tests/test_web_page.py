@@ -2,6 +2,7 @@
 checked against the worker's song summaries while and after real songs play through a worker."""
 from __future__ import annotations
 
+import json
 import threading
 import urllib.request
 
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from brokers.embedded import free_port
 from harness.processes import WorkerProcess, run_producer
 from tests.browser import ARTEFACTS, console_errors, headless_chromium, wait_until
+from tests.silent_client import silent_websocket
 from tests.song_files import every_kind_timeline, write_song
 from tests.topic_values import end_record, produce_values, song_record
 
@@ -135,3 +137,37 @@ def test_metrics_count_what_the_summaries_count(tmp_path, worker_env):
     # Faust's own sensor is there too.
     assert summed(values, "midi_app_messages_received_total") > 0
     assert '"midi_events_played"' in stats and '"rough"' in stats
+
+
+def worker_memory_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_page_that_never_reads_costs_the_worker_a_bounded_queue_and_nothing_of_its_timing(tmp_path, worker_env):
+    env = {**worker_env, "MIDI_WEB_INTERVAL": "0.02", "MIDI_WEB_CLIENT_QUEUE": "5"}
+    write_song(tmp_path / "song.mid", every_kind_timeline(seconds=8.0, spacing=0.02))
+    with WorkerProcess(env, web_port=free_port()) as worker:
+        assert run_producer([str(tmp_path / "song.mid")], env).returncode == 0
+        [alone] = worker.wait_for_summaries(1, timeout=60)
+        memory_before = worker_memory_kib(worker.process.pid)
+        with silent_websocket("127.0.0.1", worker.web_port):
+            producer = threading.Thread(target=run_producer, args=([str(tmp_path / "song.mid")], env), daemon=True)
+            producer.start()
+            # Its queue fills, then stays full, the oldest updates going, while the song plays on.
+            [client] = wait_until(lambda: [client for client in json.loads(fetch(worker.web_url + "stats"))["web"][
+                "clients"] if client["dropped"] > 0], 15, "updates dropped for the silent page")
+            [watched] = worker.wait_for_summaries(1, timeout=60)
+            producer.join(30)
+            memory_after = worker_memory_kib(worker.process.pid)
+        dropped = summed(series(fetch(worker.web_url + "metrics")), "midi_web_updates_dropped_total")
+
+    assert client["waiting"] <= 5, client
+    assert dropped >= client["dropped"]
+    assert (watched["events"], watched["lost"]) == (alone["events"], 0)
+    # A functional bound for a busy machine; bench/web_cost.py compares timing with and without pages.
+    assert watched["timing_error_ms"]["p99"] < 50, (alone["timing_error_ms"], watched["timing_error_ms"])
+    assert memory_after - memory_before < 4 * 1024, (memory_before, memory_after)
+    print(f"timing error p99 alone {alone['timing_error_ms']['p99']} ms, with the silent page "
+          f"{watched['timing_error_ms']['p99']} ms; memory {memory_before} -> {memory_after} KiB; "
+          f"{dropped:.0f} updates dropped")

@@ -6,6 +6,7 @@ The page's files are in web/static and served from the worker: no CDN, nothing f
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from aiohttp import WSMsgType, web as aiohttp_web
@@ -14,20 +15,25 @@ from faust import web
 from web.live import LiveView, encode
 
 STATIC = Path(__file__).resolve().parent / "static"
-# A page that vanished without closing its socket is noticed within this long.
+# A page that vanished without closing its socket, or stopped answering pings, is closed after about
+# this long (aiohttp closes it when a ping goes unanswered for half as long again).
 HEARTBEAT_SECONDS = 10.0
+# The kernel's send buffer of a page's socket. Left to itself, Linux grows it up to tcp_wmem's 4 MiB for a
+# page that reads nothing, hiding megabytes of updates; at this size a page that stops reading holds this,
+# aiohttp's 64 KiB and its queue, and its updates are dropped within seconds.
+SEND_BUFFER_BYTES = 32 * 1024
 
 
-async def send_updates(socket: aiohttp_web.WebSocketResponse, client) -> None:
+async def send_updates(websocket: aiohttp_web.WebSocketResponse, client) -> None:
     """Write the client's updates as they come; a socket that does not drain holds only this task."""
     told_dropped = 0
-    while not socket.closed:
+    while not websocket.closed:
         updates = await client.next_updates()
         if client.dropped != told_dropped:
             told_dropped = client.dropped
-            await socket.send_str(encode({"type": "dropped", "count": told_dropped}))
+            await websocket.send_str(encode({"type": "dropped", "count": told_dropped}))
         for text in updates:
-            await socket.send_str(text)
+            await websocket.send_str(text)
 
 
 def register(app, live: LiveView) -> None:
@@ -43,17 +49,20 @@ def register(app, live: LiveView) -> None:
 
     @app.page("/live")
     async def updates(self: web.View, request: web.Request):
-        socket = aiohttp_web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
-        await socket.prepare(request)
+        connection = request.transport.get_extra_info("socket") if request.transport is not None else None
+        if connection is not None:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        websocket = aiohttp_web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+        await websocket.prepare(request)
         client = live.clients.join()
         client.offer(live.hello())
-        sender = asyncio.ensure_future(send_updates(socket, client))
+        sender = asyncio.ensure_future(send_updates(websocket, client))
         try:
-            async for message in socket:  # the page sends nothing; this waits for it to close
+            async for message in websocket:  # the page sends nothing; this waits for it to close
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
             live.clients.leave(client)
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
-        return socket
+        return websocket
