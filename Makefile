@@ -15,12 +15,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m harness.demo songs/
 
-# JACK (for the real rtmidi path), real-world MIDI files written by others, and FluidSynth with a
-# General MIDI SoundFont (the synth and WAV outputs), from Debian.
-SYSTEM_PACKAGES := jackd2 openttd-openmsx libfluidsynth3 timgm6mb-soundfont
+# JACK (for the real rtmidi path), real-world MIDI files written by others, FluidSynth with a
+# General MIDI SoundFont (the synth and WAV outputs), and a headless browser with its driver (the web
+# page's tests, through selenium), from Debian.
+SYSTEM_PACKAGES := jackd2 openttd-openmsx libfluidsynth3 timgm6mb-soundfont chromium chromium-driver
 system-deps:
 	@command -v jackd >/dev/null && [ -d /usr/share/games/openttd/baseset/openmsx ] \
-	  && ls /usr/lib/*/libfluidsynth.so.3 >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || { \
+	  && ls /usr/lib/*/libfluidsynth.so.3 >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] \
+	  && [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	  else echo "make test needs: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; }
 

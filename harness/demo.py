@@ -5,12 +5,14 @@ worker to finish playing each one, prints how many notes were played, shuts ever
 """
 from __future__ import annotations
 
+import socket
 import sys
 
-from brokers.embedded import embedded_broker
+from brokers.embedded import embedded_broker, free_port
 from harness.processes import ROOT, SONG_SUMMARY_MARK, WorkerProcess, run_producer, songs_published
 
 SONG_TIMEOUT = 60.0
+WEB_PORT = 6066
 
 
 def echo_worker_line(line: str) -> None:
@@ -20,12 +22,22 @@ def echo_worker_line(line: str) -> None:
         print(f"worker | {line.split('] ', 3)[-1]}", flush=True)
 
 
+def web_port() -> int:
+    """Faust's 6066 unless something else holds it (another worker), then any free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", WEB_PORT))
+        except OSError:
+            return free_port()
+    return WEB_PORT
+
+
 def main(paths: list[str]) -> int:
     with embedded_broker(log_path=str(ROOT / "demo-broker.log")) as broker_url:
         env = {"BROKER_URL": broker_url}
         print(f"embedded broker at {broker_url}", flush=True)
-        with WorkerProcess(env, echo=echo_worker_line) as worker:
-            print(f"worker ready in {worker.ready_after:.1f} s", flush=True)
+        with WorkerProcess(env, echo=echo_worker_line, web_port=web_port()) as worker:
+            print(f"worker ready in {worker.ready_after:.1f} s; watch it play at {worker.web_url}", flush=True)
             producer = run_producer(paths, env, echo=lambda line: print(line, file=sys.stderr, flush=True))
             songs = songs_published(producer.stderr)
             try:
