@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -14,6 +15,7 @@ from harness.processes import WorkerProcess, run_producer
 from tests.browser import ARTEFACTS, console_errors, headless_chromium, wait_until
 from tests.silent_client import silent_websocket
 from tests.song_files import every_kind_timeline, write_song
+from tests.test_broker_faults import proxied_broker as proxied_broker_fixture  # noqa: F401  (registers it)
 from tests.topic_values import end_record, produce_values, song_record
 
 pytestmark = pytest.mark.integration
@@ -171,3 +173,21 @@ def test_a_page_that_never_reads_costs_the_worker_a_bounded_queue_and_nothing_of
     print(f"timing error p99 alone {alone['timing_error_ms']['p99']} ms, with the silent page "
           f"{watched['timing_error_ms']['p99']} ms; memory {memory_before} -> {memory_after} KiB; "
           f"{dropped:.0f} updates dropped")
+
+
+def test_the_page_says_when_the_broker_stopped_answering_and_when_it_is_back(proxied_broker, worker_env):
+    url, proxy = proxied_broker
+    env = {**worker_env, "BROKER_URL": url}
+    with WorkerProcess(env, web_port=free_port()) as worker:
+        broker = lambda: json.loads(fetch(worker.web_url + "stats"))["broker"]  # noqa: E731
+        wait_until(lambda: json.loads(fetch(worker.web_url + "stats"))["partitions"], 15, "the partitions polled")
+        assert broker()["reachable"] is True
+        cut_at = time.time()
+        proxy.cut(refuse_for=8.0)
+        away = wait_until(lambda: (state := broker()) and not state["reachable"] and state, 8, "the broker unreachable")
+        unreachable = series(fetch(worker.web_url + "metrics"))
+        wait_until(lambda: broker()["reachable"], 40, "the broker reachable again")
+
+    assert cut_at - 1 <= away["unreachable_since"] <= cut_at + 8, (cut_at, away)
+    assert unreachable[("midi_broker_reachable", ())] == 0
+    assert unreachable[("midi_broker_unreachable_since_seconds", ())] == away["unreachable_since"]

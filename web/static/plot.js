@@ -24,10 +24,7 @@ class TimePlot {
   }
 
   draw(now) {
-    const canvas = this.canvas;
-    const width = canvas.width = canvas.clientWidth;
-    const height = canvas.height;
-    const context = canvas.getContext("2d");
+    const {context, width, height} = clearedCanvas(this.canvas);
     const from = now - PLOT_SECONDS;
     let top = 1;
     for (const [song, points] of this.series) {
@@ -36,7 +33,6 @@ class TimePlot {
       for (const [, value] of points) top = Math.max(top, value);
     }
     top = niceCeiling(top);
-    context.clearRect(0, 0, width, height);
     context.fillStyle = "#888";
     context.font = "10px sans-serif";
     for (const fraction of [0.25, 0.5, 0.75, 1]) {

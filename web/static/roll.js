@@ -67,13 +67,9 @@ class PianoRoll {
   }
 
   draw(now) {
-    const canvas = this.canvas;
-    const width = canvas.width = canvas.clientWidth;
-    const height = canvas.height;
-    const context = canvas.getContext("2d");
+    const {context, width, height} = clearedCanvas(this.canvas);
     const from = now - ROLL_SECONDS;
     this.bars = this.bars.filter((bar) => bar.end === null || bar.end >= from);
-    context.clearRect(0, 0, width, height);
     const keys = this.highKey - this.lowKey + 1;
     const rowHeight = height / keys;
     // Octave lines at each C, labelled.
