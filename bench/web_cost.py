@@ -10,10 +10,14 @@ reads is closed by the worker's WebSocket heartbeat after about 15 s, so songs h
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import statistics
 import tempfile
+import threading
 from pathlib import Path
+
+import aiohttp
 
 from common import BROKER_KINDS, bench_broker, percentiles, timing_errors_ms, write_dense_song
 
@@ -25,7 +29,7 @@ from tests.silent_client import silent_websocket
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"},
          "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
-VARIANTS = ("no web", "page open", "page never reads")
+VARIANTS = ("no web", "page open", "updates read by a script", "page never reads")
 
 
 def memory_kib(pid: int) -> int:
@@ -34,11 +38,39 @@ def memory_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
+def script_reader(url: str):
+    """Every update read as it comes, by a script in a thread of its own: the worker's side of a page
+    without the browser's drawing."""
+    stop = threading.Event()
+    counted = []
+
+    async def read() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as socket:
+            while not stop.is_set():
+                try:
+                    await socket.receive(timeout=0.2)
+                    counted.append(1)
+                except asyncio.TimeoutError:
+                    pass
+    reader = threading.Thread(target=lambda: asyncio.run(read()), daemon=True)
+    reader.start()
+    try:
+        yield counted
+    finally:
+        stop.set()
+        reader.join(5)
+
+
+@contextlib.contextmanager
 def viewer(variant: str, worker: WorkerProcess):
     if variant == "page open":
         with headless_chromium() as browser:
             browser.get(worker.web_url)
             wait_until(lambda: browser.execute_script("return window.midiView.updates") > 0, 15, "the page live")
+            yield
+    elif variant == "updates read by a script":
+        with script_reader(worker.web_url.replace("http", "ws") + "live") as counted:
+            wait_until(lambda: counted, 15, "the first update")
             yield
     elif variant == "page never reads":
         with silent_websocket("127.0.0.1", worker.web_port):

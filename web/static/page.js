@@ -7,9 +7,24 @@ const latencyPlot = new TimePlot(document.getElementById("latency"));
 const timingPlot = new TimePlot(document.getElementById("timing"));
 // Drawn this far behind the worker's clock, so notes pushed every update enter smoothly at the right edge.
 const DRAW_BEHIND = 0.25;
+// The page shares the machine with the worker it watches: the roll is redrawn at most this often (its
+// notes move 4 px a frame), the plots (a minute across) and the tables only when they changed.
+const ROLL_FRAME_MS = 33;
+const PLOT_FRAME_MS = 200;
 const view = window.midiView = {updates: 0, songs: {}, partitions: [], broker: null, dropped: 0, roll};
 let clockOffset = null;  // the worker's time minus this page's, s
 let retryDelay = 500;
+let rollDrawnAt = 0;
+let plotsDrawnAt = 0;
+const shown = {songs: "", partitions: "", broker: ""};
+
+// Whether ``value`` differs from what the page shows as ``what``; remembers it.
+function changed(what, value) {
+  const text = JSON.stringify(value);
+  if (shown[what] === text) return false;
+  shown[what] = text;
+  return true;
+}
 
 document.getElementById("roll-seconds").textContent = ROLL_SECONDS;
 
@@ -25,6 +40,7 @@ function cell(row, text, bad) {
 }
 
 function showSongs(songs) {
+  if (!changed("songs", songs)) return;
   const body = document.querySelector("#songs tbody");
   body.replaceChildren();
   for (const song of songs) {
@@ -46,6 +62,7 @@ function showSongs(songs) {
 
 function showPartitions(partitions) {
   view.partitions = partitions;
+  if (!changed("partitions", partitions)) return;
   const body = document.querySelector("#partitions tbody");
   body.replaceChildren();
   for (const p of partitions) {
@@ -62,6 +79,7 @@ function showPartitions(partitions) {
 
 function showBroker(broker) {
   view.broker = broker;
+  if (broker.reachable && !changed("broker", broker)) return;
   const element = document.getElementById("broker");
   if (broker.reachable) {
     element.textContent = "broker reachable";
@@ -129,11 +147,17 @@ function connect() {
   };
 }
 
-function frame() {
+function frame(at) {
   const now = workerNow() - DRAW_BEHIND;
-  roll.draw(now);
-  latencyPlot.draw(now);
-  timingPlot.draw(now);
+  if (at - rollDrawnAt >= ROLL_FRAME_MS && (roll.bars.length + roll.barsOnCanvas > 0 || !rollDrawnAt)) {
+    roll.draw(now);
+    rollDrawnAt = at;
+  }
+  if (at - plotsDrawnAt >= PLOT_FRAME_MS) {
+    latencyPlot.draw(now);
+    timingPlot.draw(now);
+    plotsDrawnAt = at;
+  }
   requestAnimationFrame(frame);
 }
 

@@ -23,6 +23,7 @@ class PianoRoll {
     this.quickest = new Map();   // song -> lowest latency seen, ms
     this.notesDrawn = new Map(); // song -> note messages placed on the roll (on and off, as the summary counts)
     this.barsDrawn = 0;
+    this.barsOnCanvas = 0;  // bars on the canvas at its last drawing
     this.channels = new Set();
     this.lowKey = 48;
     this.highKey = 84;
@@ -70,6 +71,8 @@ class PianoRoll {
     const {context, width, height} = clearedCanvas(this.canvas);
     const from = now - ROLL_SECONDS;
     this.bars = this.bars.filter((bar) => bar.end === null || bar.end >= from);
+    // Drawn once more after the last bar scrolled off, to leave the roll empty.
+    this.barsOnCanvas = this.bars.length;
     const keys = this.highKey - this.lowKey + 1;
     const rowHeight = height / keys;
     // Octave lines at each C, labelled.
