@@ -9,11 +9,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from brokers.embedded import embedded_broker  # noqa: E402
+from brokers.embedded import embedded_broker, free_port  # noqa: E402
+from tests.fault_proxy import FaultProxy  # noqa: E402
 
-# Fixtures that start a process: the embedded broker (broker_url, and worker_env through it) and jackd
+# Fixtures that start a process: the embedded broker (broker_url, and worker_env through it; proxied_broker
+# behind a fault proxy) and jackd
 # (jack_env, the fixture tests/jack_server.py defines, and test_jack_port's jack_worker_env through it).
-PROCESS_FIXTURES = frozenset({"broker_url", "worker_env", "jack_env", "jack_worker_env"})
+PROCESS_FIXTURES = frozenset({"broker_url", "worker_env", "jack_env", "jack_worker_env", "proxied_broker"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,6 +37,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def broker_url(tmp_path):
     with embedded_broker(log_path=str(tmp_path / "broker.log")) as url:
         yield url
+
+
+@pytest.fixture
+def proxied_broker(tmp_path):
+    """A broker whose every client connection goes through a FaultProxy (tests/fault_proxy.py), for the
+    broker-fault tests and the web page's; yields (url, proxy)."""
+    proxy_port, broker_port = free_port(), free_port()
+    with embedded_broker(broker_port, str(tmp_path / "broker.log"), advertised_port=proxy_port) as url, \
+            FaultProxy(proxy_port, broker_port) as proxy:
+        yield url, proxy
 
 
 @pytest.fixture

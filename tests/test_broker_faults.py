@@ -31,15 +31,6 @@ EVENT_SPACING = 0.02  # 50 events/s: an 8 s song
 
 
 @pytest.fixture
-def proxied_broker(tmp_path):
-    """A broker whose every client connection goes through a FaultProxy; yields (url, proxy)."""
-    proxy_port, broker_port = free_port(), free_port()
-    with embedded_broker(broker_port, str(tmp_path / "broker.log"), advertised_port=proxy_port) as url, \
-            FaultProxy(proxy_port, broker_port) as proxy:
-        yield url, proxy
-
-
-@pytest.fixture
 def song(tmp_path) -> tuple[Path, list[tuple[float, list[int]]]]:
     """Note-ons of changing pitch, one every EVENT_SPACING; returns the file and its score."""
     timeline = [(index * EVENT_SPACING, [0x90, 36 + index % 60, 80]) for index in range(SONG_EVENTS)]

@@ -59,6 +59,7 @@ class PartitionLag:
         self.failing_since: float | None = None
         self.failure: str | None = None
         self._asking: asyncio.Future | None = None
+        self._outage_at: tuple[float, float] | None = None
 
     async def poll(self) -> None:
         consumer, monitor = self.consumer(), self.monitor()
@@ -113,7 +114,10 @@ class PartitionLag:
         outage = self.unreachable_since()
         since = [self.failing_since] if self.failing_since is not None else []
         if outage is not None:
-            since.append(time.time() - (time.monotonic() - outage))
+            # The log keeps monotonic time; its wall time is worked out once, so it reads the same each time.
+            if self._outage_at is None or self._outage_at[0] != outage:
+                self._outage_at = (outage, time.time() - (time.monotonic() - outage))
+            since.append(self._outage_at[1])
         return (not since, min(since) if since else None)
 
     def state(self) -> dict:

@@ -41,6 +41,8 @@ class LiveView:
     def update(self) -> dict:
         """Take what was played since the last update; the message every page is sent."""
         taken = self.performance.take()
+        # The broker's state moves with the outage log, between two polls of the end offsets too.
+        self.metrics.broker(*self.lag.broker())
         self.updates += 1
         return {"type": "update", "now": time.time(), **taken, **self.lag.state()}
 
