@@ -7,10 +7,12 @@ const latencyPlot = new TimePlot(document.getElementById("latency"));
 const timingPlot = new TimePlot(document.getElementById("timing"));
 // Drawn this far behind the worker's clock, so notes pushed every update enter smoothly at the right edge.
 const DRAW_BEHIND = 0.25;
-// The page shares the machine with the worker it watches: the roll is redrawn at most this often (its
-// notes move 4 px a frame), the plots (a minute across) and the tables only when they changed.
-const ROLL_FRAME_MS = 33;
+// The page may share the machine with the worker it watches: the roll is redrawn at most this often,
+// the plots (a minute across) less, neither when nothing is on them, the tables only when they changed.
+const ROLL_FRAME_MS = 40;
 const PLOT_FRAME_MS = 200;
+const IDLE_CHECK_MS = 250;
+const TABLE_MS = 250;
 const view = window.midiView = {updates: 0, songs: {}, partitions: [], broker: null, dropped: 0, roll};
 let clockOffset = null;  // the worker's time minus this page's, s
 let retryDelay = 500;
@@ -39,7 +41,23 @@ function cell(row, text, bad) {
   return td;
 }
 
+// The songs' table changes with every update while songs play: rebuilt at most every TABLE_MS, the
+// last state always shown.
+let songsShownAt = 0;
+let songsPending = null;
+
+function showSongsSoon(songs) {
+  const wait = TABLE_MS - (performance.now() - songsShownAt);
+  if (songsPending === null && wait > 0) {
+    setTimeout(() => songsPending !== null && showSongs(songsPending), wait);
+  }
+  songsPending = songs;
+  if (wait <= 0) showSongs(songs);
+}
+
 function showSongs(songs) {
+  songsPending = null;
+  songsShownAt = performance.now();
   if (!changed("songs", songs)) return;
   const body = document.querySelector("#songs tbody");
   body.replaceChildren();
@@ -123,7 +141,7 @@ function receive(message) {
     latencyPlot.add(song, at, latency);
     timingPlot.add(song, at, timing);
   }
-  showSongs(message.songs);
+  showSongsSoon(message.songs);
   showPartitions(message.partitions);
   showBroker(message.broker);
   showChannels();
@@ -147,19 +165,24 @@ function connect() {
   };
 }
 
-function frame(at) {
+function frame() {
+  const at = performance.now();
   const now = workerNow() - DRAW_BEHIND;
-  if (at - rollDrawnAt >= ROLL_FRAME_MS && (roll.bars.length + roll.barsOnCanvas > 0 || !rollDrawnAt)) {
+  const rollMoves = roll.bars.length + roll.barsOnCanvas > 0 || !rollDrawnAt;
+  if (rollMoves && at - rollDrawnAt >= ROLL_FRAME_MS) {
     roll.draw(now);
     rollDrawnAt = at;
   }
-  if (at - plotsDrawnAt >= PLOT_FRAME_MS) {
+  const plotsMove = latencyPlot.moves() || timingPlot.moves() || !plotsDrawnAt;
+  if (plotsMove && at - plotsDrawnAt >= PLOT_FRAME_MS) {
     latencyPlot.draw(now);
     timingPlot.draw(now);
     plotsDrawnAt = at;
   }
-  requestAnimationFrame(frame);
+  // With nothing on screen to scroll, no animation frames: a few checks a second for new notes.
+  if (rollMoves || plotsMove) requestAnimationFrame(frame);
+  else setTimeout(frame, IDLE_CHECK_MS);
 }
 
 connect();
-requestAnimationFrame(frame);
+frame();

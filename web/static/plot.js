@@ -12,6 +12,7 @@ class TimePlot {
     this.canvas = canvas;
     this.series = new Map();  // song -> [[time, value]]
     this.songIndex = new Map();
+    this.linesOnCanvas = 0;
   }
 
   add(song, at, value) {
@@ -21,6 +22,11 @@ class TimePlot {
       this.songIndex.set(song, this.songIndex.size);
     }
     this.series.get(song).push([at, value]);
+  }
+
+  // Whether there is a line on the plot, or one still to be cleared from it.
+  moves() {
+    return this.series.size > 0 || this.linesOnCanvas > 0;
   }
 
   draw(now) {
@@ -33,6 +39,7 @@ class TimePlot {
       for (const [, value] of points) top = Math.max(top, value);
     }
     top = niceCeiling(top);
+    this.linesOnCanvas = this.series.size;
     context.fillStyle = "#888";
     context.font = "10px sans-serif";
     for (const fraction of [0.25, 0.5, 0.75, 1]) {
