@@ -29,7 +29,9 @@ from tests.silent_client import silent_websocket
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"},
          "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
-VARIANTS = ("no web", "page open", "updates read by a script", "page never reads")
+VARIANTS = ("no web", "page open", "page open, browser niced", "updates read by a script", "page never reads")
+# The niced browser's priority: below the worker's, so it gets what CPU the worker leaves.
+BROWSER_NICENESS = 10
 
 
 def memory_kib(pid: int) -> int:
@@ -63,8 +65,8 @@ def script_reader(url: str):
 
 @contextlib.contextmanager
 def viewer(variant: str, worker: WorkerProcess):
-    if variant == "page open":
-        with headless_chromium() as browser:
+    if variant.startswith("page open"):
+        with headless_chromium(niceness=BROWSER_NICENESS if variant.endswith("niced") else 0) as browser:
             browser.get(worker.web_url)
             wait_until(lambda: browser.execute_script("return window.midiView.updates") > 0, 15, "the page live")
             yield
@@ -109,19 +111,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="live,buffered")
     parser.add_argument("--broker", choices=BROKER_KINDS, default="tansu")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="midi-web-cost-"))
     song = folder / "dense.mid"
     score = write_dense_song(song, args.seconds)
     modes = [mode for mode in MODES if mode in args.modes.split(",")]
+    variants = [variant for variant in VARIANTS if variant in args.variants.split(",")]
     topics = [f"web-{mode}-{index}-{run}"
               for mode in modes for index in range(len(VARIANTS)) for run in range(args.runs)]
     print(f"song: {len(score)} events over {score[-1][0]:.1f} s; broker {args.broker}; {args.runs} runs of each")
     with bench_broker(args.broker, topics) as broker_url:
         for mode in modes:
-            results: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
+            results: dict[str, list[dict]] = {variant: [] for variant in variants}
             for run in range(args.runs):
-                for index, variant in enumerate(VARIANTS):
+                for index, variant in enumerate(variants):
                     result = play_once(broker_url, song, score, MODES[mode], variant,
                                        f"web-{mode}-{index}-{run}", folder)
                     results[variant].append(result)

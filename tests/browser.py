@@ -4,6 +4,7 @@ given the driver, so its manager never looks for one."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,14 +19,18 @@ ARTEFACTS = Path(__file__).resolve().parent / "artefacts"
 
 
 @contextlib.contextmanager
-def headless_chromium(width: int = 1280, height: int = 1100) -> Iterator[webdriver.Chrome]:
+def headless_chromium(width: int = 1280, height: int = 1100, niceness: int = 0) -> Iterator[webdriver.Chrome]:
+    """``niceness``: the browser's scheduling priority, below the worker's for a positive value
+    (bench/web_cost.py), inherited by every process chromedriver starts."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      f"--window-size={width},{height}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    service = Service(executable_path=CHROMEDRIVER,
+                      popen_kw={"preexec_fn": (lambda: os.nice(niceness)) if niceness else None})
+    driver = webdriver.Chrome(options=options, service=service)
     try:
         yield driver
     finally:
