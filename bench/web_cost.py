@@ -29,7 +29,7 @@ from tests.silent_client import silent_websocket
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"},
          "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
-VARIANTS = ("no web", "page open", "page open, browser niced", "updates read by a script", "page never reads")
+VARIANTS = ("no web", "page open", "page open at nice 10", "updates read by a script", "page never reads")
 # The niced browser's priority: below the worker's, so it gets what CPU the worker leaves.
 BROWSER_NICENESS = 10
 
@@ -66,7 +66,7 @@ def script_reader(url: str):
 @contextlib.contextmanager
 def viewer(variant: str, worker: WorkerProcess):
     if variant.startswith("page open"):
-        with headless_chromium(niceness=BROWSER_NICENESS if variant.endswith("niced") else 0) as browser:
+        with headless_chromium(niceness=BROWSER_NICENESS if variant.endswith("nice 10") else 0) as browser:
             browser.get(worker.web_url)
             wait_until(lambda: browser.execute_script("return window.midiView.updates") > 0, 15, "the page live")
             yield

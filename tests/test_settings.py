@@ -22,6 +22,8 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert settings.max_file_bytes == 16 * 1024 * 1024
     assert (settings.max_song_seconds, settings.max_song_events) == (4 * 3600.0, 1_000_000)
     assert settings.soundfont is None
+    assert (settings.web_bind, settings.web_interval, settings.web_client_queue) == ("127.0.0.1", 0.1, 100)
+    assert settings.lag_interval == 1.0
 
 
 def test_blank_values_count_as_unset():
@@ -60,6 +62,10 @@ def test_blank_values_count_as_unset():
     ("MIDI_MAX_SONG_SECONDS", "60", "max_song_seconds", 60.0),
     ("MIDI_MAX_SONG_EVENTS", "5", "max_song_events", 5),
     ("MIDI_SOUNDFONT", "/usr/share/sounds/sf2/FluidR3_GM.sf2", "soundfont", "/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    ("MIDI_WEB_BIND", "0.0.0.0", "web_bind", "0.0.0.0"),
+    ("MIDI_WEB_INTERVAL", "0.5", "web_interval", 0.5),
+    ("MIDI_WEB_CLIENT_QUEUE", "10", "web_client_queue", 10),
+    ("MIDI_LAG_INTERVAL", "5", "lag_interval", 5.0),
 ])
 def test_each_variable_sets_its_setting(variable, value, attribute, expected):
     settings = Settings.from_env({variable: value})
