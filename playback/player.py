@@ -100,21 +100,21 @@ class Player:
         # Live, the record's events (a chord) are played together once all are checked, so its notes
         # leave back to back instead of each after the bookkeeping of the one before.
         chord: list[MidiEvent] = []
+        # This loop runs for every event a worker reads (a backlog: hundreds of thousands a second), so
+        # what it looks up is looked up once.
+        arrive, take, max_lateness = self.book.arrive, self.playout.take, self.max_lateness
+        now = time.time()
         for event in events:
-            self.handle_event(event, record, chord)
+            stats = arrive(event)
+            if stats is None:
+                continue  # a copy, or the end of a song an earlier worker finished
+            if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
+                stats.dropped += 1
+                record.handled(event)
+                continue
+            take(event, stats, record, chord)
         self.play_chord(chord, record)
         record.finished_one()
-
-    def handle_event(self, event: MidiEvent, record: RecordProgress, chord: list[MidiEvent]) -> None:
-        """Count ``event`` in its song, then hand it to the playout (live: into ``chord``)."""
-        stats = self.book.arrive(event)
-        if stats is None:
-            return
-        if not event.end and self.max_lateness is not None and time.time() - event.sent_at > self.max_lateness:
-            stats.dropped += 1
-            record.handled(event)
-            return
-        self.playout.take(event, stats, record, chord)
 
     def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
@@ -125,11 +125,13 @@ class Player:
             # The bytes were checked when the record was decoded.
             self.outputs.send_together([(mido.Message.from_bytes(event.message), event.song) for event in chord])
         played_at = time.time()
+        songs = self.book.songs
         highest_seq: dict[str, int] = {}
         for event in chord:
             target = event.score_time * event.speed_ratio if event.speed_ratio else None
-            self.songs[event.song].played(event.message, played_at, event.sent_at, target)
-            highest_seq[event.song] = max(event.seq, highest_seq.get(event.song, -1))
+            songs[event.song].played(event.message, played_at, event.sent_at, target)
+            if event.seq > highest_seq.get(event.song, -1):
+                highest_seq[event.song] = event.seq
         if record is not None:
             # One resume point per song and chord, not per event: the highest seq played is what counts.
             for song, seq in highest_seq.items():

@@ -18,11 +18,6 @@ def percentiles(values: list[float]) -> dict[str, float] | None:
     return {"p50": round(rank(0.50), 3), "p99": round(rank(0.99), 3), "max": round(ordered[-1], 3)}
 
 
-def is_note(message_bytes: list[int]) -> bool:
-    """note-on or note-off (a note-on with velocity 0 is a note-off too)."""
-    return 0x80 <= message_bytes[0] <= 0x9F
-
-
 @dataclass
 class SongStats:
     song: str
@@ -51,7 +46,8 @@ class SongStats:
         self.seen.add(seq)
         if seq < self.highest_seq:
             self.reordered += 1
-        self.highest_seq = max(self.highest_seq, seq)
+        else:
+            self.highest_seq = seq
         return True
 
     def played(self, message: list[int], played_at: float, sent_at: float, target: float | None) -> None:
@@ -60,7 +56,7 @@ class SongStats:
         if self.first_played_at is None:
             self.first_played_at = played_at
         self.last_played_at = played_at
-        if is_note(message):
+        if 0x80 <= message[0] <= 0x9F:  # a note-on or note-off
             self.notes += 1
         self.latencies_ms.append((played_at - sent_at) * 1000.0)
         if target is not None:
