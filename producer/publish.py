@@ -23,8 +23,11 @@ from playback.timing import wait_until
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0
-# Enough to amortise the per-record cost on both ends; small enough (~10 KB) for any broker.
-DEFAULT_EVENTS_PER_RECORD = 64
+# Enough to amortise the per-record cost on both ends; small enough (~43 KB, at most ~50 KB) for any
+# broker. Faust's delivery costs ~200 µs a record: with 64 events a record a worker caught up on a
+# backlog at 0.55x plain aiokafka's speed, with 256 at 1.05x (bench/throughput.py, 8 copies of
+# keep_on_rolling.mid). Live, a record holds one chord, far fewer.
+DEFAULT_EVENTS_PER_RECORD = 256
 # aiokafka's default (100 ms) retries a refused connection ten times a second, logging each attempt.
 RETRY_BACKOFF_MS = 250
 # How long a producer abandoned after an error may take to close.
