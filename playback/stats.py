@@ -2,20 +2,32 @@
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
 
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50, p99 (nearest rank) and max, rounded to microseconds; None for no values."""
-    if not values:
+
+def percentiles(values) -> dict[str, float] | None:
+    """p50, p99 (nearest rank) and max, rounded to microseconds; None for no values.
+
+    Runs on the event loop when a song ends, while other songs play: numpy's partition finds the three
+    ranks without sorting (a 13,000-event song: 0.5 ms, where sorting lists took 2.5 ms in all)."""
+    if not len(values):
         return None
-    ordered = sorted(values)
+    ordered = np.asarray(values, dtype=float)
+    ranks = [max(0, math.ceil(p * len(ordered)) - 1) for p in (0.50, 0.99)] + [len(ordered) - 1]
+    ordered = np.partition(ordered, ranks)
+    return {name: round(float(ordered[rank]), 3) for name, rank in zip(("p50", "p99", "max"), ranks)}
 
-    def rank(p: float) -> float:
-        return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
-    return {"p50": round(rank(0.50), 3), "p99": round(rank(0.99), 3), "max": round(ordered[-1], 3)}
+def median(values: np.ndarray) -> float:
+    """The median, as statistics.median has it. Not np.median: its first call takes ~8 ms (it sets
+    itself up), which would fall on the first song's end, while other songs play."""
+    half = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, half)[half])
+    low, high = np.partition(values, [half - 1, half])[half - 1:half + 1]
+    return float(low + high) / 2
 
 
 @dataclass
@@ -68,11 +80,12 @@ class SongStats:
         known = self.expected if self.expected is not None else self.highest_seq + 1
         return max(0, known - len(self.seen))
 
-    def timing_errors_ms(self) -> list[float]:
+    def timing_errors_ms(self) -> np.ndarray:
+        """|offset − the song's median offset| per event, in ms."""
         if not self.offsets:
-            return []
-        constant = statistics.median(self.offsets)
-        return [abs(offset - constant) * 1000.0 for offset in self.offsets]
+            return np.empty(0)
+        offsets = np.asarray(self.offsets, dtype=float)
+        return np.abs(offsets - median(offsets)) * 1000.0
 
     def summary(self) -> dict:
         return {

@@ -9,13 +9,18 @@ import asyncio
 import logging
 import time
 
+import math
+import statistics
+
 import mido
+import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from config.settings import Settings
 from outputs import OutputSet
 from playback.player import Player
-from playback.stats import SongStats, percentiles
+from playback.stats import SongStats, median, percentiles
 from harness.processes import SONG_SUMMARY_MARK, parse_summary
 from tests.recording_backend import read_recording
 from tests.topic_values import end_record, song_record
@@ -333,6 +338,14 @@ def test_percentiles_are_nearest_rank_rounded_to_microseconds():
     assert percentiles([7.0]) == {"p50": 7.0, "p99": 7.0, "max": 7.0}
     assert percentiles([float(value) for value in range(100, 0, -1)]) == {"p50": 50.0, "p99": 99.0, "max": 100.0}
     assert percentiles([1.23456789]) == {"p50": 1.235, "p99": 1.235, "max": 1.235}
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=300))
+def test_percentiles_and_median_agree_with_sorting(values):
+    ordered = sorted(values)
+    assert percentiles(values) == {name: round(ordered[max(0, math.ceil(p * len(values)) - 1)], 3)
+                                   for name, p in (("p50", 0.50), ("p99", 0.99), ("max", 1.0))}
+    assert median(np.asarray(values)) == pytest.approx(statistics.median(values), rel=1e-12, abs=1e-9)
 
 
 def test_timing_error_removes_the_constant_delay():
