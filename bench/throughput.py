@@ -66,8 +66,8 @@ def main() -> None:
           "each on a topic of its own")
     for index, result in enumerate(rounds):
         print(f"round {index + 1}: worker ready and done in {result.worker_seconds:.1f} s; lost {result.lost}")
-        print(ratio_line("  produce-midi -s 0 (events/s)", result.app_produce, result.raw_produce, "ev/s"))
-        print(ratio_line("  worker into null (events/s)", result.app_consume, result.raw_consume, "ev/s",
+        print(ratio_line("produce-midi -s 0 (events/s)", result.app_produce, result.raw_produce, "ev/s"))
+        print(ratio_line("worker into null (events/s)", result.app_consume, result.raw_consume, "ev/s",
                          "aiokafka reading + json.loads the same backlog"))
     if len(rounds) > 1:
         print(ratio_line("median worker into null (events/s)", statistics.median(r.app_consume for r in rounds),
