@@ -77,12 +77,10 @@ class OutputSet:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ports = list(ports)
         self.threaded = list(threaded)
+        # All of them, for whoever asks whether there is any (the player, before building messages).
+        self.outputs = [*self.ports, *self.threaded]
         self.clock = clock
         self.sounding: dict[str, SoundingNotes] = {}
-
-    @property
-    def outputs(self) -> list:
-        return [*self.ports, *self.threaded]
 
     def send(self, message: mido.Message, song: str = "") -> None:
         self.send_together([(message, song)])
