@@ -130,6 +130,9 @@ class Settings:
     max_song_events: int = 1_000_000
     # None looks where the system keeps General MIDI SoundFonts.
     soundfont: str | None = None
+    # FluidSynth's audio driver for the synth (alsa, pulseaudio, pipewire, jack, coreaudio...); None is
+    # the library's default.
+    synth_driver: str | None = None
     # produce-midi retries an unacknowledged record this long (seconds), riding out a short cut,
     # and gives up on a broker that cannot be reached or stops answering after as long.
     producer_timeout: float = 10.0
@@ -165,6 +168,7 @@ class Settings:
             max_song_seconds=_number(env, "MIDI_MAX_SONG_SECONDS", cls.max_song_seconds, float, 1),
             max_song_events=int(_number(env, "MIDI_MAX_SONG_EVENTS", cls.max_song_events, int, 1)),
             soundfont=env.get("MIDI_SOUNDFONT", "").strip() or None,
+            synth_driver=env.get("MIDI_SYNTH_DRIVER", "").strip() or None,
             producer_timeout=_number(env, "MIDI_PRODUCER_TIMEOUT", cls.producer_timeout, float, 1),
         )
 

@@ -17,12 +17,14 @@ import mido
 
 from config.settings import PlaybackMode, Settings
 from logs.rate_limit import RateLimit
+from logs.terminal import logging_to_terminal
 from models.midi_event import InvalidEvent, MidiEvent
 from outputs import OutputSet
 from playback.decoder import RecordDecoder
 from playback.playout import BufferedPlayout, LivePlayout, Playout
 from playback.resume import RecordProgress, ResumePoints
 from playback.song_book import SongBook
+from playback.stats import readable_summary
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class Player:
         self._idle_watch: asyncio.Task | None = None
         self.invalid = 0
         self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)
+        # The summary stays JSON for machines; a person reading the log on a terminal also gets it in words.
+        self.readable_summaries = logging_to_terminal()
 
     @property
     def songs(self):
@@ -159,6 +163,8 @@ class Player:
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
         summary = {**stats.summary(), "ended": ended}
         logger.info("song summary %s", json.dumps(summary))
+        if self.readable_summaries:
+            logger.info("song %s", readable_summary(summary))
         return summary
 
     def _watch_idle_songs(self) -> None:

@@ -103,3 +103,25 @@ class SongStats:
             "first_played_at": self.first_played_at,
             "last_played_at": self.last_played_at,
         }
+
+
+def _p50_p99(figures: dict[str, float] | None, digits: int) -> str:
+    return "-" if figures is None else f"{figures['p50']:.{digits}f} / {figures['p99']:.{digits}f} ms"
+
+
+def readable_figures(summary: dict) -> dict[str, str]:
+    """A song summary's figures as a person reads them, by name: the columns of ``make run``'s table and
+    the worker's readable line."""
+    return {
+        "events": str(summary["events"]),
+        "lost": str(summary["lost"]),
+        "duplicates": str(summary["duplicates"]),
+        "late": str(summary["late"]),
+        "latency p50/p99": _p50_p99(summary["latency_ms"], 1),
+        "timing error p50/p99": _p50_p99(summary["timing_error_ms"], 2),
+    }
+
+
+def readable_summary(summary: dict) -> str:
+    """``song: events 130, lost 0, ..., timing error p50/p99 0.57 / 2.36 ms``."""
+    return f"{summary['song']}: " + ", ".join(f"{name} {value}" for name, value in readable_figures(summary).items())
