@@ -8,6 +8,8 @@ app's ``stage`` (agents/stage.py).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from typing import Iterator
 
 import click
 from faust.types import TP
@@ -33,10 +35,24 @@ def check_outputs(sender, **kwargs) -> None:
     if command is None or command.info_name != "worker":
         return
     try:
-        with open_outputs(settings):
+        # Quietly: the agent opens them again a moment later and says then what was chosen (a fallback's
+        # warning, the port's name); said here too, every warning reached the console twice.
+        with only_errors_from("outputs"), open_outputs(settings):
             pass
     except (PortError, SynthUnavailable) as exc:
         raise SystemExit(f"midi_app worker: cannot play: {exc}") from None
+
+
+@contextmanager
+def only_errors_from(name: str) -> Iterator[None]:
+    """Hold back the logger ``name``'s (and its children's) records below ERROR meanwhile."""
+    chosen = logging.getLogger(name)
+    level = chosen.level
+    chosen.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        chosen.setLevel(level)
 
 
 @app.on_partitions_assigned.connect

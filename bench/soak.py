@@ -197,13 +197,17 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
             stopping.set()
             publisher.join()
         time.sleep(1.0 + float(MODES[mode].get("MIDI_PLAYOUT_DELAY", 0)))  # the last notes sent reach the port
+    # The worker's own lines (status: fetches, garbage collections; summaries), beside the producer's log.
+    (folder / f"{topic}-worker.log").write_text("\n".join(worker.lines) + "\n")
     played = read_recording(recording) if recording.exists() else []
     matched, extra, missing = match_played(played, tap.values)
+    # Every event's (played at, score time, sent at, song), for a closer look at the worst minutes.
+    (folder / f"{topic}-matched.json").write_text(json.dumps(matched))
     timing = per_window(matched, wall_started, window)
     for row in rows:
         row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
     print(f"  {mode}: {len(matched):,} events matched, {extra} played messages matched nothing, "
-          f"{missing} events sent but not played")
+          f"{missing} events sent but not played; each event's timing in {folder / f'{topic}-matched.json'}")
     return rows
 
 

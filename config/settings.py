@@ -95,6 +95,9 @@ class Settings:
     # round trip) is what live timing jitters by: 2 ms kept live timing error p99 at 2.0-3.3 ms where
     # 5 ms gave up to 4.1 (bench/latency.py), for 9% of a core idle instead of 7%; 1 ms costs more
     # CPU than it saves on a 2-core machine. A Kafka broker answers as soon as data arrives anyway.
+    # Buffered, notes wait for their slot anyway: the default wait is a tenth of the playout delay
+    # (buffered_fetch_wait_ms), so the worker's consumer thread fetches ~50 times a second instead of
+    # ~500, and holds the interpreter (the GIL) less often when a slot comes.
     fetch_wait_ms: int = 2
     # The fetch wait while the consumer is behind the broker (a backlog, or a partition Tansu takes
     # longer than fetch_wait_ms to read) and while nothing has arrived for idle_after seconds; see
@@ -127,6 +130,9 @@ class Settings:
     max_song_events: int = 1_000_000
     # None looks where the system keeps General MIDI SoundFonts.
     soundfont: str | None = None
+    # FluidSynth's audio driver for the synth (alsa, pulseaudio, pipewire, jack, coreaudio...); None is
+    # the library's default.
+    synth_driver: str | None = None
     # produce-midi retries an unacknowledged record this long (seconds), riding out a short cut,
     # and gives up on a broker that cannot be reached or stops answering after as long.
     producer_timeout: float = 10.0
@@ -144,6 +150,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        playback = _playback(env)
+        playout_delay = _number(env, "MIDI_PLAYOUT_DELAY", cls.playout_delay, float, 0)
+        fetch_wait_ms = (cls.fetch_wait_ms if playback is PlaybackMode.LIVE
+                         else buffered_fetch_wait_ms(playout_delay, cls.fetch_wait_ms))
         return cls(
             broker_url=_text(env, "BROKER_URL", cls.broker_url),
             topic=_text(env, "MIDI_TOPIC", cls.topic),
@@ -152,15 +162,15 @@ class Settings:
             outputs=_outputs(env),
             output_port=env.get("MIDI_OUTPUT_PORT", "").strip() or None,
             virtual_port=_virtual_port(env),
-            fetch_wait_ms=int(_number(env, "MIDI_FETCH_WAIT_MS", cls.fetch_wait_ms, int, 1)),
+            fetch_wait_ms=int(_number(env, "MIDI_FETCH_WAIT_MS", fetch_wait_ms, int, 1)),
             catch_up_fetch_wait_ms=int(_number(env, "MIDI_CATCH_UP_FETCH_WAIT_MS", cls.catch_up_fetch_wait_ms, int, 1)),
             idle_fetch_wait_ms=int(_number(env, "MIDI_IDLE_FETCH_WAIT_MS", cls.idle_fetch_wait_ms, int, 1)),
             idle_after=_number(env, "MIDI_IDLE_AFTER", cls.idle_after, float, 0),
             session_timeout=_number(env, "MIDI_SESSION_TIMEOUT", cls.session_timeout, float, 1),
             rebalance_timeout=_number(env, "MIDI_REBALANCE_TIMEOUT", cls.rebalance_timeout, float, 1),
             status_interval=_number(env, "MIDI_STATUS_INTERVAL", cls.status_interval, float, 0.1),
-            playback=_playback(env),
-            playout_delay=_number(env, "MIDI_PLAYOUT_DELAY", cls.playout_delay, float, 0),
+            playback=playback,
+            playout_delay=playout_delay,
             max_lateness=_number(env, "MIDI_MAX_LATENESS", None, float, 0),
             max_record_bytes=int(_number(env, "MIDI_MAX_RECORD_BYTES", cls.max_record_bytes, int, 1)),
             song_idle_timeout=_number(env, "MIDI_SONG_IDLE_TIMEOUT", cls.song_idle_timeout, float, 0),
@@ -168,6 +178,7 @@ class Settings:
             max_song_seconds=_number(env, "MIDI_MAX_SONG_SECONDS", cls.max_song_seconds, float, 1),
             max_song_events=int(_number(env, "MIDI_MAX_SONG_EVENTS", cls.max_song_events, int, 1)),
             soundfont=env.get("MIDI_SOUNDFONT", "").strip() or None,
+            synth_driver=env.get("MIDI_SYNTH_DRIVER", "").strip() or None,
             producer_timeout=_number(env, "MIDI_PRODUCER_TIMEOUT", cls.producer_timeout, float, 1),
             web_bind=_text(env, "MIDI_WEB_BIND", cls.web_bind),
             web_interval=_number(env, "MIDI_WEB_INTERVAL", cls.web_interval, float, 0.01),
@@ -179,6 +190,12 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """``host:port[,host:port]`` for clients that take Kafka's plain form."""
         return bootstrap_servers(self.broker_url)
+
+
+def buffered_fetch_wait_ms(playout_delay: float, live_ms: int) -> int:
+    """The default fetch wait in buffered mode: a tenth of the playout delay, between the live wait and
+    50 ms (a note then arrives at most ~50 ms later than it could, well inside its slot)."""
+    return int(min(50, max(live_ms, playout_delay * 1000 / 10)))
 
 
 def bootstrap_servers(broker_url: str) -> str:

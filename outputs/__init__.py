@@ -1,10 +1,16 @@
 """Where played events go: ports, the built-in synth, WAV and MIDI files, the console, nowhere; always left
-silent when playing stops, and files finalised at each song end."""
+silent when playing stops, and files finalised at each song end.
+
+A port plays on the event loop, as it is the moment of play and costs a system call; every other output
+is handed each chord with the instant it was played and does its work on a thread of its own
+(outputs/threaded.py), so no output delays a note.
+"""
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import ExitStack, contextmanager
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import mido
 
@@ -12,10 +18,12 @@ from outputs.console import ConsoleOutput
 from outputs.midi_recording import MidiRecording
 from outputs.port import PortError, open_port
 from outputs.synth import SynthOutput, SynthUnavailable
+from outputs.threaded import Sink, ThreadedOutput
 from outputs.wav import WavOutput
 from config.settings import Settings
 
-__all__ = ["Output", "OutputSet", "PortError", "Recording", "SoundingNotes", "SynthUnavailable", "open_outputs"]
+__all__ = ["Output", "OutputSet", "PortError", "SoundingNotes", "SynthUnavailable", "ThreadedOutput",
+           "open_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +35,9 @@ FALLBACK_WAV = "performance.wav"
 
 
 class Output(Protocol):
+    """A MIDI port (mido's BaseOutput), played on the event loop."""
+
     def send(self, message: mido.Message) -> None: ...
-
-
-class Recording(Output, Protocol):
-    def song_ended(self, still_playing: bool) -> None:
-        """A song's releases were sent; make the file complete. ``still_playing``: another song is sounding."""
 
 
 class SoundingNotes:
@@ -63,38 +68,54 @@ class SoundingNotes:
 
 
 class OutputSet:
-    """Sends each message to every output and remembers, per song, what is sounding."""
+    """Sends each message to every output and remembers, per song, what is sounding.
 
-    def __init__(self, outputs: list[Output], recordings: list[Recording] = ()) -> None:
-        self.outputs = outputs
-        self.recordings = list(recordings)
+    ``ports`` are sent each message on the spot; ``threaded`` outputs are handed each chord with
+    ``clock()`` at the moment it was played."""
+
+    def __init__(self, ports: list[Output], threaded: list[ThreadedOutput] = (),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ports = list(ports)
+        self.threaded = list(threaded)
+        # All of them, for whoever asks whether there is any (the player, before building messages).
+        self.outputs = [*self.ports, *self.threaded]
+        self.clock = clock
         self.sounding: dict[str, SoundingNotes] = {}
 
     def send(self, message: mido.Message, song: str = "") -> None:
         self.send_together([(message, song)])
 
     def send_together(self, messages: list[tuple[mido.Message, str]]) -> None:
-        """Send several messages (a chord), each with its song, back to back on each output."""
-        # Tracked before sending: if an output raises, the outputs before it already sound the notes,
-        # and the release that follows the crash must reach them.
+        """Send several messages (a chord), each with its song, back to back on each port, then hand
+        them to the threaded outputs."""
+        at = self.clock()
+        # Tracked before sending: if a port raises, the ports before it already sound the notes, and
+        # the release that follows the crash must reach them.
+        chord = []
         for message, song in messages:
             sounding = self.sounding.get(song)
             if sounding is None:
                 sounding = self.sounding[song] = SoundingNotes()
             sounding.track(message)
-        for output in self.outputs:
-            for message, _ in messages:
-                output.send(message)
+            chord.append(message)
+        for port in self.ports:
+            for message in chord:
+                port.send(message)
+        for output in self.threaded:
+            output.hand_off(chord, at)
 
     def _send_all(self, messages: list[mido.Message]) -> None:
-        """Send every message to every output; an output that fails is logged, not left to stop the
+        """Send every message to every output; a port that fails is logged, not left to stop the
         releases reaching the others."""
-        for output in self.outputs:
+        at = self.clock()
+        for port in self.ports:
             try:
                 for message in messages:
-                    output.send(message)
+                    port.send(message)
             except Exception:
-                logger.exception("could not release the notes sounding on %s", output)
+                logger.exception("could not release the notes sounding on %s", port)
+        for output in self.threaded:
+            output.hand_off(messages, at)
 
     def release(self, song: str) -> None:
         """Release what ``song`` left sounding: note-offs, pedal up, All Notes Off and All Sound Off
@@ -102,8 +123,9 @@ class OutputSet:
         sounding = self.sounding.pop(song, None)
         if sounding is not None:
             self._send_all(sounding.note_offs() + channels_off(sounding.channels))
-            for recording in self.recordings:
-                recording.song_ended(still_playing=bool(self.sounding))
+            at = self.clock()
+            for output in self.threaded:
+                output.song_ended(still_playing=bool(self.sounding), at=at)
 
     def silence(self) -> None:
         """Release every song still sounding."""
@@ -121,47 +143,51 @@ def channels_off(channels: set[int]) -> list[mido.Message]:
 
 @contextmanager
 def open_outputs(settings: Settings) -> Iterator[OutputSet]:
-    """Open every output in ``settings.outputs``; on exit, silence them and close them."""
+    """Open every output in ``settings.outputs``; on exit, silence them and close them (the threaded
+    ones finish what they were handed and finalise their files)."""
     with ExitStack() as stack:
-        outputs: list[Output] = []
+        ports: list[Output] = []
+        threaded: list[ThreadedOutput] = []
+
+        def on_own_thread(sink: Sink, name: str) -> None:
+            threaded.append(stack.enter_context(ThreadedOutput(sink, name)))
+
         for entry in settings.outputs:
             kind, _, path = entry.partition(":")
             if kind == "port":
                 port = open_port(settings.output_port, settings.virtual_port)
                 if port is None:
-                    outputs.append(open_instead_of_port(settings, stack))
+                    on_own_thread(*open_instead_of_port(settings))
                 else:
                     stack.callback(port.close)
-                    outputs.append(port)
+                    ports.append(port)
             elif kind == "log":
-                outputs.append(ConsoleOutput())
+                on_own_thread(ConsoleOutput(), "log")
             elif kind == "synth":
-                outputs.append(stack.enter_context(SynthOutput(settings.soundfont)))
+                on_own_thread(SynthOutput(settings.soundfont, settings.synth_driver), "synth")
             elif kind == "wav":
-                outputs.append(stack.enter_context(WavOutput(path, settings.soundfont)))
+                on_own_thread(WavOutput(path, settings.soundfont), entry)
             elif kind == "mid":
-                outputs.append(stack.enter_context(MidiRecording(path)))
-        recordings = [output for output in outputs if isinstance(output, (WavOutput, MidiRecording))]
-        # Files last, so rendering a WAV never delays what a port or the synth plays.
-        live = [output for output in outputs if output not in recordings]
-        output_set = OutputSet(live + recordings, recordings)
+                on_own_thread(MidiRecording(path), entry)
+        output_set = OutputSet(ports, threaded)
         try:
             yield output_set
         finally:
             output_set.silence()
 
 
-def open_instead_of_port(settings: Settings, stack: ExitStack) -> Output:
-    """No MIDI port exists: the built-in synth, else a WAV file of the performance, else notes on the console."""
+def open_instead_of_port(settings: Settings) -> tuple[Sink, str]:
+    """No MIDI port exists: the built-in synth, else a WAV file of the performance, else notes on the
+    console; with the name reports give it."""
     try:
-        return stack.enter_context(SynthOutput(settings.soundfont))
+        return SynthOutput(settings.soundfont, settings.synth_driver), "synth"
     except SynthUnavailable as exc:
         no_synth = exc
     try:
-        wav = stack.enter_context(WavOutput(FALLBACK_WAV, settings.soundfont))
+        wav = WavOutput(FALLBACK_WAV, settings.soundfont)
     except SynthUnavailable as exc:
         logger.warning("no MIDI output port exists and %s; printing notes instead (MIDI_OUTPUT=null measures only)",
                        exc)
-        return ConsoleOutput()
+        return ConsoleOutput(), "log"
     logger.warning("no MIDI output port exists and %s; writing what is played to %s", no_synth, wav.path.resolve())
-    return wav
+    return wav, f"wav:{FALLBACK_WAV}"

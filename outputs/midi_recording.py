@@ -1,16 +1,18 @@
 """The ``mid:PATH`` output: the performance as a standard MIDI file, each message at its real playing time.
 
-Times are wall-clock seconds since the first message (gaps between songs included), at a resolution of
-0.25 ms, so the file lines up with the score once the constant delay is removed. A MIDI file states its
-length up front, so the whole file is rewritten (to a temporary name, then renamed over ``path``) at
-each song end and at shutdown: whatever stops the worker, ``path`` holds a complete file.
+Times are seconds since the first message (gaps between songs included), at a resolution of 0.25 ms,
+from the instant each chord was played, so the file lines up with the score once the constant delay is
+removed. A MIDI file states its length up front, so the whole file is rewritten (to a temporary name,
+then renamed over ``path``) at each song end and at shutdown: whatever stops the worker, ``path`` holds
+a complete file. It runs on a thread of its own (outputs/threaded.py): that rewrite takes as long as the
+file is big, and must not hold up the notes of another song playing meanwhile.
 """
 from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
+from typing import Sequence
 
 import mido
 
@@ -22,7 +24,8 @@ TICKS_PER_BEAT = 2000
 
 
 class MidiRecording:
-    """Keeps every message with the time it was played and saves them as a type 0 MIDI file."""
+    """Keeps every message with the time it was played and saves them as a type 0 MIDI file; a sink for
+    outputs.threaded.ThreadedOutput."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -32,14 +35,14 @@ class MidiRecording:
         self.save()
         logger.info("recording the MIDI played to %s", self.path.resolve())
 
-    def send(self, message: mido.Message) -> None:
-        now = time.monotonic()
+    def play(self, messages: Sequence[mido.Message], at: float) -> None:
         if self.started_at is None:
-            self.started_at = now
+            self.started_at = at
         # Ticks from the start, not from the previous message, so rounding never accumulates.
-        ticks = round(mido.second2tick(now - self.started_at, TICKS_PER_BEAT, TEMPO))
-        self.track.append(message.copy(time=ticks - self.ticks))
-        self.ticks = ticks
+        ticks = round(mido.second2tick(at - self.started_at, TICKS_PER_BEAT, TEMPO))
+        for message in messages:
+            self.track.append(message.copy(time=ticks - self.ticks))
+            self.ticks = ticks
 
     def save(self) -> None:
         midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
@@ -48,15 +51,9 @@ class MidiRecording:
         midi.save(partial)
         os.replace(partial, self.path)
 
-    def song_ended(self, still_playing: bool) -> None:
+    def song_ended(self, still_playing: bool, at: float) -> None:
         self.save()
 
     def close(self) -> None:
         self.save()
         logger.info("wrote %d MIDI messages to %s", len(self.track) - 1, self.path.resolve())
-
-    def __enter__(self) -> "MidiRecording":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()

@@ -6,6 +6,8 @@ from typing import Sequence
 
 import mido
 
+from outputs.c_stderr import c_library_noise_at_debug
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,7 +29,8 @@ def choose_port(available: Sequence[str], wanted: str) -> str:
 
 def output_port_names() -> list[str]:
     try:
-        return list(mido.get_output_names())
+        with c_library_noise_at_debug():
+            return list(mido.get_output_names())
     except OSError as exc:
         logger.warning("cannot list MIDI output ports (%s)", exc)
         return []
@@ -37,14 +40,17 @@ def open_port(wanted: str | None, virtual_name: str | None) -> mido.ports.BaseOu
     """Open the chosen output port; None when no port is asked for and none exists."""
     try:
         if virtual_name:
-            port = mido.open_output(virtual_name, virtual=True)
-        elif wanted:
-            port = mido.open_output(choose_port(output_port_names(), wanted))
+            name, options = virtual_name, {"virtual": True}
         else:
             names = output_port_names()
-            if not names:
+            if wanted:
+                name, options = choose_port(names, wanted), {}
+            elif names:
+                name, options = names[0], {}
+            else:
                 return None
-            port = mido.open_output(names[0])
+        with c_library_noise_at_debug():
+            port = mido.open_output(name, **options)
     except (OSError, ImportError) as exc:
         raise PortError(f"cannot open MIDI output: {exc}") from None
     logger.info("playing through MIDI output port %r", port.name)

@@ -26,6 +26,9 @@ class RecordDecoder:
         if raw is not None and len(raw) > self.max_record_bytes:
             raise InvalidEvent(f"{len(raw)} bytes, over the limit of {self.max_record_bytes} (MIDI_MAX_RECORD_BYTES)")
         events, problems = decode_record(raw)
+        limit = self.max_song_seconds
+        if all(event.score_time * event.speed_ratio <= limit for event in events):
+            return events, problems  # the usual case, checked without building a second list
         kept = []
         for event in events:
             due = event.score_time * event.speed_ratio

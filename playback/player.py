@@ -17,12 +17,14 @@ import mido
 
 from config.settings import PlaybackMode, Settings
 from logs.rate_limit import RateLimit
+from logs.terminal import logging_to_terminal
 from models.midi_event import InvalidEvent, MidiEvent
 from outputs import OutputSet
 from playback.decoder import RecordDecoder
 from playback.playout import BufferedPlayout, LivePlayout, Playout
 from playback.resume import RecordProgress, ResumePoints
 from playback.song_book import SongBook
+from playback.stats import readable_summary
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Player:
         self.invalid = 0
         self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)
         self.observer = observer
+        # The summary stays JSON for machines; a person reading the log on a terminal also gets it in words.
+        self.readable_summaries = logging_to_terminal()
 
     @property
     def songs(self):
@@ -113,21 +117,21 @@ class Player:
         # Live, the record's events (a chord) are played together once all are checked, so its notes
         # leave back to back instead of each after the bookkeeping of the one before.
         chord: list[MidiEvent] = []
+        # This loop runs for every event a worker reads (a backlog: hundreds of thousands a second), so
+        # what it looks up is looked up once.
+        arrive, take, max_lateness = self.book.arrive, self.playout.take, self.max_lateness
+        now = time.time()
         for event in events:
-            self.handle_event(event, record, chord)
+            stats = arrive(event)
+            if stats is None:
+                continue  # a copy, or the end of a song an earlier worker finished
+            if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
+                stats.dropped += 1
+                record.handled(event)
+                continue
+            take(event, stats, record, chord)
         self.play_chord(chord, record)
         record.finished_one()
-
-    def handle_event(self, event: MidiEvent, record: RecordProgress, chord: list[MidiEvent]) -> None:
-        """Count ``event`` in its song, then hand it to the playout (live: into ``chord``)."""
-        stats = self.book.arrive(event)
-        if stats is None:
-            return
-        if not event.end and self.max_lateness is not None and time.time() - event.sent_at > self.max_lateness:
-            stats.dropped += 1
-            record.handled(event)
-            return
-        self.playout.take(event, stats, record, chord)
 
     def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
@@ -138,11 +142,13 @@ class Player:
             # The bytes were checked when the record was decoded.
             self.outputs.send_together([(mido.Message.from_bytes(event.message), event.song) for event in chord])
         played_at = time.time()
+        songs = self.book.songs
         highest_seq: dict[str, int] = {}
         for event in chord:
             target = event.score_time * event.speed_ratio if event.speed_ratio else None
-            self.songs[event.song].played(event.message, played_at, event.sent_at, target)
-            highest_seq[event.song] = max(event.seq, highest_seq.get(event.song, -1))
+            songs[event.song].played(event.message, played_at, event.sent_at, target)
+            if event.seq > highest_seq.get(event.song, -1):
+                highest_seq[event.song] = event.seq
         if record is not None:
             # One resume point per song and chord, not per event: the highest seq played is what counts.
             for song, seq in highest_seq.items():
@@ -173,6 +179,8 @@ class Player:
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
         summary = {**stats.summary(), "ended": ended}
         logger.info("song summary %s", json.dumps(summary))
+        if self.readable_summaries:
+            logger.info("song %s", readable_summary(summary))
         if self.observer is not None:
             self.observer.finished(summary)
         return summary

@@ -2,25 +2,32 @@
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
 
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50, p99 (nearest rank) and max, rounded to microseconds; None for no values."""
-    if not values:
+
+def percentiles(values) -> dict[str, float] | None:
+    """p50, p99 (nearest rank) and max, rounded to microseconds; None for no values.
+
+    Runs on the event loop when a song ends, while other songs play: numpy's partition finds the three
+    ranks without sorting (a 13,000-event song: 0.5 ms, where sorting lists took 2.5 ms in all)."""
+    if not len(values):
         return None
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-    return {"p50": round(rank(0.50), 3), "p99": round(rank(0.99), 3), "max": round(ordered[-1], 3)}
+    ordered = np.asarray(values, dtype=float)
+    ranks = [max(0, math.ceil(p * len(ordered)) - 1) for p in (0.50, 0.99)] + [len(ordered) - 1]
+    ordered = np.partition(ordered, ranks)
+    return {name: round(float(ordered[rank]), 3) for name, rank in zip(("p50", "p99", "max"), ranks)}
 
 
-def is_note(message_bytes: list[int]) -> bool:
-    """note-on or note-off (a note-on with velocity 0 is a note-off too)."""
-    return 0x80 <= message_bytes[0] <= 0x9F
+def median(values: np.ndarray) -> float:
+    """The median, as statistics.median has it. Not np.median: its first call takes ~8 ms (it sets
+    itself up), which would fall on the first song's end, while other songs play."""
+    half = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, half)[half])
+    low, high = np.partition(values, [half - 1, half])[half - 1:half + 1]
+    return float(low + high) / 2
 
 
 @dataclass
@@ -51,7 +58,8 @@ class SongStats:
         self.seen.add(seq)
         if seq < self.highest_seq:
             self.reordered += 1
-        self.highest_seq = max(self.highest_seq, seq)
+        else:
+            self.highest_seq = seq
         return True
 
     def played(self, message: list[int], played_at: float, sent_at: float, target: float | None) -> None:
@@ -60,7 +68,7 @@ class SongStats:
         if self.first_played_at is None:
             self.first_played_at = played_at
         self.last_played_at = played_at
-        if is_note(message):
+        if 0x80 <= message[0] <= 0x9F:  # a note-on or note-off
             self.notes += 1
         self.latencies_ms.append((played_at - sent_at) * 1000.0)
         if target is not None:
@@ -72,11 +80,12 @@ class SongStats:
         known = self.expected if self.expected is not None else self.highest_seq + 1
         return max(0, known - len(self.seen))
 
-    def timing_errors_ms(self) -> list[float]:
+    def timing_errors_ms(self) -> np.ndarray:
+        """|offset − the song's median offset| per event, in ms."""
         if not self.offsets:
-            return []
-        constant = statistics.median(self.offsets)
-        return [abs(offset - constant) * 1000.0 for offset in self.offsets]
+            return np.empty(0)
+        offsets = np.asarray(self.offsets, dtype=float)
+        return np.abs(offsets - median(offsets)) * 1000.0
 
     def summary(self) -> dict:
         return {
@@ -94,3 +103,25 @@ class SongStats:
             "first_played_at": self.first_played_at,
             "last_played_at": self.last_played_at,
         }
+
+
+def _p50_p99(figures: dict[str, float] | None, digits: int) -> str:
+    return "-" if figures is None else f"{figures['p50']:.{digits}f} / {figures['p99']:.{digits}f} ms"
+
+
+def readable_figures(summary: dict) -> dict[str, str]:
+    """A song summary's figures as a person reads them, by name: the columns of ``make run``'s table and
+    the worker's readable line."""
+    return {
+        "events": str(summary["events"]),
+        "lost": str(summary["lost"]),
+        "duplicates": str(summary["duplicates"]),
+        "late": str(summary["late"]),
+        "latency p50/p99": _p50_p99(summary["latency_ms"], 1),
+        "timing error p50/p99": _p50_p99(summary["timing_error_ms"], 2),
+    }
+
+
+def readable_summary(summary: dict) -> str:
+    """``song: events 130, lost 0, ..., timing error p50/p99 0.57 / 2.36 ms``."""
+    return f"{summary['song']}: " + ", ".join(f"{name} {value}" for name, value in readable_figures(summary).items())

@@ -20,6 +20,7 @@ from producer.passes import Passes, new_song_id, publish_passes
 from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, ensure_topic, kafka_producer, padding
 from producer.songs import find_midi_files, read_song
 from producer.stopping import StopRequest
+from terminal.progress import SongProgress
 
 # aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
 # producer's limit is the one that binds: Tansu accepted single records of 100 MiB when measured.
@@ -86,8 +87,8 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
                               max_request_size=MAX_REQUEST_BYTES) as producer:
         broker_log.publishing = True
         # Until here a signal interrupts at once, as it always did: nothing has been sent.
-        with stop.handling_signals():
-            run = await publish_passes(producer, topic, files, planned, stop, read=read, tell=say,
+        with stop.handling_signals(), SongProgress(sys.stderr) as view:
+            run = await publish_passes(producer, topic, files, planned, stop, read=read, view=view,
                                        speed_ratio=speed_ratio, record_size=record_size)
     if stop.requested and not run.complete:
         say(run.stopped_line(stop))

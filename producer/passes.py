@@ -8,6 +8,7 @@ rejected once, which is not read again.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from producer.publish import SongReport, publish_song
 from producer.songs import Song, SongError
 from producer.stopping import StopRequest
+from terminal.progress import SongProgress
 
 
 def counted(number: int, one: str, many: str | None = None) -> str:
@@ -86,13 +88,14 @@ class Run:
 
 
 async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Path], passes: Passes,
-                         stop: StopRequest, *, read: Callable[[Path], Song], tell: Callable[[str], None],
+                         stop: StopRequest, *, read: Callable[[Path], Song], view: SongProgress,
                          speed_ratio: float, record_size: int) -> Run:
     """Publish ``files`` in order, pass after pass, until the passes are done or ``stop`` is requested.
 
     ``read`` turns a path into a song or raises SongError: that file is then rejected (one line
-    through ``tell``) and skipped in later passes. A song being published when the stop comes ends
-    with its end event, counting the events sent. Also ends when every file was rejected.
+    through ``view``, which also shows each song's progress) and skipped in later passes. A song being
+    published when the stop comes ends with its end event, counting the events sent. Also ends when
+    every file was rejected.
     """
     run = Run(passes)
     for number in passes.numbers():
@@ -106,19 +109,20 @@ async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Pat
             try:
                 song = read(path)
             except SongError as exc:
-                tell(f"rejected: {exc}")
+                view.say(f"rejected: {exc}")
                 run.rejected.add(path)
                 continue
             song_id = new_song_id(path)
-            tell(f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")
+            view.started(song_id, len(song.events), song.duration, label,
+                         line=f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")
             report = await publish_song(producer, topic, song, song_id, speed_ratio=speed_ratio,
                                         record_size=record_size,
-                                        progress=lambda line, label=label: tell(f"{line}{label}"),
+                                        progress=partial(view.advanced, song_id),
                                         stop=stop.event)
             if report.events == 0 and song.events:
-                tell(f"not sent {song_id}: stopped before its first event")
+                view.finished(song_id, f"not sent {song_id}: stopped before its first event")
                 return run
-            tell(f"done {report.line()}{label}")
+            view.finished(song_id, f"done {report.line()}{label}")
             run.songs += 1
             if report.stopped_early:
                 run.cut_short = report

@@ -48,3 +48,13 @@ def test_a_one_minute_soak_does_not_slow_down():
     first, last = (row["timing_error_ms"]["p99"] for row in (rows[0], rows[-1]))
     assert last <= SOAK_GROWTH_BOUND * max(first, SOAK_FLOOR_MS), result.stdout
     assert "0 events sent but not played" in result.stdout, result.stdout
+
+
+def test_latency_smoke_run_measures_each_output_kind_beside_the_port_alone():
+    result = subprocess.run([sys.executable, str(BENCH / "latency.py"), "--smoke", "--outputs", "wav,mid,log,null"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("output ")]
+    assert [row.split(" timing error")[0].strip() for row in rows] == [
+        "output port alone", "output port + wav", "output port + mid", "output port + log", "output port + null"]
+    assert all("against the port alone" in row for row in rows[1:]), result.stdout

@@ -39,8 +39,8 @@ def test_other_messages_show_their_channel_counted_from_one_and_the_message():
 def test_console_output_prints_one_line_per_message():
     stream = io.StringIO()
     console = ConsoleOutput(stream)
-    console.send(mido.Message("note_on", note=60, velocity=1))
-    console.send(mido.Message("pitchwheel", channel=1, pitch=100))
+    console.play([mido.Message("note_on", note=60, velocity=1), mido.Message("pitchwheel", channel=1, pitch=100)],
+                 at=0.0)
     console.close()
 
     assert stream.getvalue().splitlines() == ["ch1  C4   on  vel 1", "ch2  pitchwheel channel=1 pitch=100 time=0"]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import mido
 import pytest
+from hypothesis import given, strategies as st
 
-from models.midi_event import InvalidEvent, MidiEvent, decode_record, encode_events
+from models.midi_event import InvalidEvent, MidiEvent, check_message, decode_record, encode_events
 from outputs import OutputSet
 from playback.player import Player
 
@@ -137,6 +138,23 @@ def test_a_number_too_large_for_a_float_is_refused_naming_the_field(field):
 def test_a_message_that_is_not_one_channel_voice_message_is_refused(message, reason):
     with pytest.raises(InvalidEvent, match=reason):
         decode_one(valid_event(message=message))
+
+
+@given(st.lists(st.integers(min_value=-2, max_value=0x100), max_size=4)
+       | st.tuples(st.integers(0x80, 0xEF), st.integers(-1, 128), st.integers(-1, 128)).map(list))
+def test_decoding_accepts_exactly_the_messages_check_message_accepts(message):
+    # The decoder's fast check must neither let through nor refuse a message the full check would not.
+    try:
+        check_message(message)
+        valid = True
+    except InvalidEvent:
+        valid = False
+    try:
+        decode_one(valid_event(message=message))
+        decoded = True
+    except InvalidEvent:
+        decoded = False
+    assert decoded == valid
 
 
 def test_one_bad_event_does_not_cost_its_neighbours():

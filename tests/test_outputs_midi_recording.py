@@ -40,14 +40,18 @@ def test_recording_of_a_played_song_has_the_score_s_messages_at_the_measured_tim
     assert errors[-1] <= measured + 1.0
 
 
-def test_the_file_is_complete_from_the_start_and_after_each_song(tmp_path):
+def test_the_file_is_complete_from_the_start_and_after_each_song_with_each_chord_at_its_instant(tmp_path):
     path = tmp_path / "recording.mid"
-    with MidiRecording(path) as recording:
+    recording = MidiRecording(path)
+    try:
         assert recorded(path) == []
-        recording.send(mido.Message("note_on", note=60, velocity=90))
-        recording.send(mido.Message("note_off", note=60, velocity=0))
-        recording.song_ended(still_playing=False)
-        assert [data for _, data in recorded(path)] == [[0x90, 60, 90], [0x80, 60, 0]]
-        recording.send(mido.Message("program_change", program=5))
-    assert [data for _, data in recorded(path)][-1] == [0xC0, 5]
+        recording.play([mido.Message("note_on", note=60, velocity=90), mido.Message("note_on", note=64, velocity=90)],
+                       at=50.0)
+        recording.play([mido.Message("note_off", note=60, velocity=0)], at=50.5)
+        recording.song_ended(still_playing=False, at=50.5)
+        assert recorded(path) == [(0.0, [0x90, 60, 90]), (0.0, [0x90, 64, 90]), (0.5, [0x80, 60, 0])]
+        recording.play([mido.Message("program_change", program=5)], at=52.25)
+    finally:
+        recording.close()
+    assert recorded(path)[-1] == (2.25, [0xC0, 5])
     assert not list(tmp_path.glob("*.partial"))

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import mido
 import numpy
 import pytest
 
+from config.settings import Settings
+from outputs import open_outputs
 from outputs.synth import SynthOutput, SynthUnavailable, find_soundfont, new_synth, play
 from tests.jack_server import jack_env  # noqa: F401  (fixture)
 from tests.song_files import every_kind_timeline
@@ -68,11 +71,14 @@ def test_no_audio_device_is_one_clear_line_without_the_libraries_noise(capfd):
     assert "ALSA lib" not in capfd.readouterr().err
 
 
-def test_the_synth_plays_through_an_audio_server(jack_env):  # noqa: F811
+def test_the_synth_plays_through_an_audio_server_named_by_midi_synth_driver(jack_env):  # noqa: F811
     """Where an audio device exists (here a JACK server, as on a Linux desktop) the synth opens it."""
-    with SynthOutput(None, driver="jack") as synth:
+    with open_outputs(Settings(outputs=("synth",), synth_driver="jack")) as output_set:
+        [synth] = output_set.threaded
         ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, check=True).stdout
-        synth.send(mido.Message("note_on", note=69, velocity=100))
-        assert synth.synth.get_active_voice_count() > 0
-        synth.send(mido.Message("note_off", note=69))
+        output_set.send(mido.Message("note_on", note=69, velocity=100), "song")
+        deadline = time.monotonic() + 5
+        while not synth.sink.synth.get_active_voice_count() and time.monotonic() < deadline:
+            time.sleep(0.01)  # played on the synth's own thread
+        assert synth.sink.synth.get_active_voice_count() > 0
     assert "fluidsynth" in ports, ports

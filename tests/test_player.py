@@ -9,13 +9,18 @@ import asyncio
 import logging
 import time
 
+import math
+import statistics
+
 import mido
+import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from config.settings import Settings
 from outputs import OutputSet
 from playback.player import Player
-from playback.stats import SongStats, percentiles
+from playback.stats import SongStats, median, percentiles
 from harness.processes import SONG_SUMMARY_MARK, parse_summary
 from tests.recording_backend import read_recording
 from tests.topic_values import end_record, song_record
@@ -335,6 +340,14 @@ def test_percentiles_are_nearest_rank_rounded_to_microseconds():
     assert percentiles([1.23456789]) == {"p50": 1.235, "p99": 1.235, "max": 1.235}
 
 
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=300))
+def test_percentiles_and_median_agree_with_sorting(values):
+    ordered = sorted(values)
+    assert percentiles(values) == {name: round(ordered[max(0, math.ceil(p * len(values)) - 1)], 3)
+                                   for name, p in (("p50", 0.50), ("p99", 0.99), ("max", 1.0))}
+    assert median(np.asarray(values)) == pytest.approx(statistics.median(values), rel=1e-12, abs=1e-9)
+
+
 def test_timing_error_removes_the_constant_delay():
     stats = SongStats("a")
     # A steady 250 ms delay, one event 30 ms later than the rest.
@@ -396,3 +409,55 @@ def test_a_finished_song_is_remembered_by_its_id_alone_and_a_late_copy_of_it_is_
     player.handle(song_record("done", 1, [(0.1, [0x80, 60, 0])]))
     assert player.after_end == 1 and "done" not in player.songs
     assert "1 copies of finished songs' events skipped" in player.status()
+
+
+@pytest.fixture
+def log_on_a_terminal():
+    """The root logger writing to a pseudo-terminal, as a worker run by hand with ``-l info`` does; yields
+    a function reading what reached the terminal."""
+    import os
+    import pty
+
+    controller, terminal = pty.openpty()
+    stream = os.fdopen(terminal, "w")
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+
+    def said() -> str:
+        stream.flush()
+        return os.read(controller, 65536).decode()
+
+    try:
+        yield said
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        stream.close()
+        os.close(controller)
+
+
+def test_on_a_terminal_each_song_summary_is_also_said_in_one_readable_line(log_on_a_terminal):
+    player = Player(OutputSet([FailingOutput(refused_note=-1)]))
+    player.handle(song_record("readable", 0, [(0.0, [0x90, 60, 90]), (0.1, [0x80, 60, 0])]))
+    player.handle(end_record("readable", 2))
+    lines = log_on_a_terminal().splitlines()
+
+    [json_line] = [line for line in lines if SONG_SUMMARY_MARK in line]
+    summary = parse_summary(json_line)
+    [readable] = [line for line in lines if line.startswith("song readable: ")]
+    latency = summary["latency_ms"]
+    assert readable == (f"song readable: events 2, lost 0, duplicates 0, late 0, latency p50/p99 "
+                        f"{latency['p50']:.1f} / {latency['p99']:.1f} ms, timing error p50/p99 "
+                        f"{summary['timing_error_ms']['p50']:.2f} / {summary['timing_error_ms']['p99']:.2f} ms")
+
+
+def test_off_a_terminal_the_song_summary_is_json_alone(caplog):
+    with caplog.at_level(logging.INFO):
+        player = Player(OutputSet([FailingOutput(refused_note=-1)]))
+        player.handle(song_record("machine", 0, [(0.0, [0x90, 60, 90])]))
+        player.handle(end_record("machine", 1))
+    songs_said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("song ")]
+    assert len(songs_said) == 1 and songs_said[0].startswith("song summary {")

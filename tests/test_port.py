@@ -1,9 +1,13 @@
 """outputs/port.py: choosing the MIDI output port a user names, and the error that lists what exists."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
+from harness.processes import WorkerProcess
 from outputs.port import PortError, choose_port
+from tests.jack_server import JACK_BACKEND
 
 PORTS = ["Midi Through:Midi Through Port-0 14:0", "FLUID Synth (1234):Synth input port (1234:0) 128:0",
          "TiMidity:TiMidity port 0 129:0", "TiMidity:TiMidity port 1 129:1"]
@@ -46,3 +50,20 @@ def test_a_name_matching_nothing_is_refused_listing_every_port():
 def test_with_no_ports_at_all_the_error_says_none():
     with pytest.raises(PortError, match=r"MIDI_OUTPUT_PORT='Synth' matches no port; output ports: none$"):
         choose_port([], "Synth")
+
+
+def test_a_worker_without_any_port_says_why_once_and_none_of_the_c_libraries_noise(tmp_path, broker_url):
+    # mido's JACK backend with no JACK server to reach: libjack writes five lines of its own to stderr
+    # each time ports are listed (ALSA without a sequencer writes one), and the worker opened its
+    # outputs twice (the start-up check, then the agent), saying each warning twice.
+    env = {"BROKER_URL": broker_url, "MIDI_OUTPUT": "port", "MIDO_BACKEND": JACK_BACKEND,
+           "JACK_DEFAULT_SERVER": f"midi_app_absent_{uuid.uuid4().hex[:8]}", "JACK_NO_START_SERVER": "1"}
+    # In a folder of its own: the performance.wav it falls back on is written there.
+    with WorkerProcess(env, cwd=tmp_path) as worker:
+        pass
+    said = "\n".join(worker.lines)
+    assert said.count("no MIDI output port exists") == 1, said
+    assert said.count("cannot list MIDI output ports") == 1, said
+    for noise in ("Cannot connect to server", "jack server is not running", "JackShmReadWritePtr", "ALSA lib"):
+        assert noise not in said, said
+    assert (tmp_path / "performance.wav").exists() or "printing notes instead" in said

@@ -26,6 +26,17 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert settings.lag_interval == 1.0
 
 
+@pytest.mark.parametrize("env, fetch_wait_ms", [
+    ({"MIDI_PLAYBACK": "buffered"}, 20),  # a tenth of the 0.2 s playout delay
+    ({"MIDI_PLAYOUT_DELAY": "0.01"}, 2),  # never under the live wait
+    ({"MIDI_PLAYOUT_DELAY": "2"}, 50),  # nor over 50 ms
+    ({"MIDI_PLAYOUT_DELAY": "0.2", "MIDI_FETCH_WAIT_MS": "3"}, 3),  # and as set, when set
+    ({"MIDI_PLAYBACK": "live", "MIDI_FETCH_WAIT_MS": "7"}, 7),
+])
+def test_buffered_playback_fetches_with_a_tenth_of_its_playout_delay_unless_told(env, fetch_wait_ms):
+    assert Settings.from_env(env).fetch_wait_ms == fetch_wait_ms
+
+
 def test_blank_values_count_as_unset():
     blank = {name: "  " for name in ("BROKER_URL", "MIDI_TOPIC", "MIDI_TOPIC_PARTITIONS", "MIDI_OUTPUT",
                                      "MIDI_OUTPUT_PORT", "MIDI_VIRTUAL_PORT", "MIDI_FETCH_WAIT_MS",
