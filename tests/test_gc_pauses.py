@@ -24,3 +24,23 @@ def test_what_exists_when_frozen_is_left_out_of_later_collections():
         assert gc.get_freeze_count() >= len(kept)
     finally:
         gc.unfreeze()
+
+
+def test_freezing_without_collecting_keeps_garbage_frozen_too():
+    def cycle() -> None:
+        ring: list = []
+        ring.append(ring)
+
+    try:
+        cycle()  # unreachable from here on, but not collected yet
+        before = gc.get_freeze_count()
+        freeze_what_exists(collect=False)
+        frozen_without = gc.get_freeze_count() - before
+        gc.unfreeze()
+        cycle()
+        before = gc.get_freeze_count()
+        freeze_what_exists()
+        frozen_after_collecting = gc.get_freeze_count() - before
+    finally:
+        gc.unfreeze()
+    assert frozen_without > frozen_after_collecting
