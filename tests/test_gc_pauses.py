@@ -28,9 +28,14 @@ def test_what_exists_when_frozen_is_left_out_of_later_collections():
 
 def test_freezing_without_collecting_keeps_garbage_frozen_too():
     def cycle() -> None:
-        ring: list = []
-        ring.append(ring)
+        # Ten thousand unreachable rings: far more than anything else could make or free meanwhile.
+        for _ in range(10_000):
+            ring: list = []
+            ring.append(ring)
 
+    # No automatic collection in between, which would take the rings before the freeze does.
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         cycle()  # unreachable from here on, but not collected yet
         before = gc.get_freeze_count()
@@ -43,4 +48,6 @@ def test_freezing_without_collecting_keeps_garbage_frozen_too():
         frozen_after_collecting = gc.get_freeze_count() - before
     finally:
         gc.unfreeze()
-    assert frozen_without > frozen_after_collecting
+        if enabled:
+            gc.enable()
+    assert frozen_without - frozen_after_collecting >= 5_000
