@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Sequence
 
+from playback.stats import NOTE_STATUSES
 from web.feed import PerformanceFeed
 from web.metrics import COUNTED, AppMetrics
 
@@ -122,7 +123,7 @@ class Performance:
                 offset = played_at - event.score_time * event.speed_ratio
                 errors.append(abs(offset - view.offsets.add(offset)))
             message = event.message
-            if 0x80 <= message[0] <= 0x9F:  # a note-on or note-off, as SongStats counts the song's notes
+            if message[0] in NOTE_STATUSES:  # counted as SongStats counts the song's notes
                 view.notes += 1
                 velocity = message[2] if message[0] >= 0x90 else 0
                 notes.append([played_at, song, message[0] & 0x0F, message[1], velocity, round(latency * 1000, 3)])
