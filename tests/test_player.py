@@ -417,6 +417,7 @@ def log_on_a_terminal():
     a function reading what reached the terminal."""
     import os
     import pty
+    import select
 
     controller, terminal = pty.openpty()
     stream = os.fdopen(terminal, "w")
@@ -427,8 +428,13 @@ def log_on_a_terminal():
     root.setLevel(logging.INFO)
 
     def said() -> str:
+        # The kernel hands what was written to a pseudo-terminal over to its reading side in chunks, a
+        # little later: read until nothing more arrives for a while, not once.
         stream.flush()
-        return os.read(controller, 65536).decode()
+        received = b""
+        while select.select([controller], [], [], 0.5)[0]:
+            received += os.read(controller, 65536)
+        return received.decode()
 
     try:
         yield said
