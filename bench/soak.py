@@ -5,7 +5,7 @@ Timing is measured outside the worker: the recording mido backend stamps each me
 it, and each played message is matched to its event on the topic (song, score time, send time). Timing error
 is |played − score time − the song's median offset|, as in the worker's summary.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--modes live,buffered] [--songs FILE...] [--smoke]
+    .venv/bin/python bench/soak.py [--minutes 10] [--modes live,buffered] [--songs FILE...] [--together] [--smoke]
 """
 from __future__ import annotations
 
@@ -221,6 +221,8 @@ def main() -> None:
                         help="the embedded Tansu broker, or librdkafka's mock cluster (partitions kept to 5 MiB)")
     parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
     parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
+    parser.add_argument("--together", action="store_true",
+                        help="play the modes at the same time, each with its own broker, instead of one after the other")
     args = parser.parse_args()
     # A soak stopped early still stops its broker, worker and producer (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -229,21 +231,41 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
     print(f"songs: {', '.join(song.name for song in args.songs)}; {args.minutes:g} min per mode; broker: {args.broker}")
     modes = args.modes.split(",")
+    if args.together:
+        # Each mode on a broker of its own (the worker's group and table are named by the app, so two
+        # workers on one broker would share them), all at once: an hour soak of both modes takes an hour.
+        results: dict[str, list[dict]] = {}
+        threads = [threading.Thread(target=lambda mode=mode: results.update({mode: soak_on_own_broker(args, mode, folder)}))
+                   for mode in modes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for mode in modes:
+            print_rows(mode, results.get(mode, []), args)
+        return
     with bench_broker(args.broker, [f"soak-{mode}" for mode in modes], str(folder / "broker.log")) as broker_url:
         for mode in modes:
-            rows = soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder)
-            print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
-                  f"{'worker':>7} {'w MiB':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
-            for row in rows:
-                error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
-                print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} "
-                      f"{error.get('p50', float('nan')):8.2f} "
-                      f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
-                      f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['broker_cpu']:6.0f}% "
-                      f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
-                if args.json:
-                    print("soak row " + json.dumps({"mode": mode, **row}))
+            print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder), args)
 
+
+def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path) -> list[dict]:
+    with bench_broker(args.broker, [f"soak-{mode}"], str(folder / f"broker-{mode}.log")) as broker_url:
+        return soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder)
+
+
+def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
+          f"{'worker':>7} {'w MiB':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
+    for row in rows:
+        error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
+        print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} "
+              f"{error.get('p50', float('nan')):8.2f} "
+              f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
+              f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['broker_cpu']:6.0f}% "
+              f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
+        if args.json:
+            print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
 
 if __name__ == "__main__":
     main()
