@@ -8,6 +8,7 @@ from __future__ import annotations
 from adjustments.fetch_wait import FetchWaits
 from config.settings import Settings, SettingsError
 from adjustments.app import MidiFaustApp
+from models.resume_point import ResumePoint
 
 try:
     settings = Settings.from_env()
@@ -45,12 +46,13 @@ notes_topic = app.topic(
 )
 
 # Per song, the seq of the last event played (the end event's once the song finished), written
-# after the record holding it was played. Its changelog topic outlives a worker killed without
-# warning, so the worker that takes over skips what was already played.
+# after the record holding it was played, with when and by which worker (models/resume_point.py;
+# older workers' bare ints still read). Its changelog topic outlives a worker killed without
+# warning, so the worker that takes over skips what was already played and reports the handover.
 played_seqs = app.Table(
     "played_seqs",
     key_type=str,
-    value_type=int,
+    value_type=ResumePoint,
     partitions=settings.topic_partitions,
     # The changelog partition comes from the song key, as the notes topic's does, so buffered
     # playback can write from the song's own task, outside the agent's iteration.

@@ -14,6 +14,7 @@ from config.settings import Settings
 from outputs import open_outputs
 from playback.gc_pauses import GcPauses, freeze_what_exists
 from playback.player import Player, PlayObserver
+from models.resume_point import ResumePoint
 from playback.resume import InOrderAcks
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Stage:
     callbacks told what the group committed (adjustments/commits.py); ``observer``, if any, is told
     what each player plays (the web page's feed, web/feed.py)."""
 
-    def __init__(self, settings: Settings, played_seqs: MutableMapping[str, int],
+    def __init__(self, settings: Settings, played_seqs: MutableMapping[str, ResumePoint | int],
                  commit_listeners: list[Callable[[Any], None]], observer: PlayObserver | None = None) -> None:
         self.settings = settings
         self.played_seqs = played_seqs

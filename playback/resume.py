@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import socket
 import time
 from collections import deque
 from typing import Callable, Hashable, Mapping, MutableMapping
 
 from models.midi_event import MidiEvent
+from models.resume_point import ResumePoint
 
 # How often resume points are saved at most (a changelog record per song each time): notes further
 # apart are saved one by one, so a worker killed without warning repeats at most the note (or chord)
@@ -19,9 +22,21 @@ from models.midi_event import MidiEvent
 RESUME_SAVE_INTERVAL = 0.005
 
 
+def this_worker() -> str:
+    """How a resume point names the worker that wrote it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def as_resume_point(value: ResumePoint | int | None) -> ResumePoint | None:
+    """A table value as a ResumePoint: an older worker's bare seq becomes one without time or worker."""
+    return ResumePoint(seq=value) if isinstance(value, int) else value
+
+
 class ResumePoints:
     """Each song's highest seq played (or dropped), kept in ``table``: the worker's Faust table, whose
-    changelog topic outlives the worker, so the worker taking over a song resumes after that seq.
+    changelog topic outlives the worker, so the worker taking over a song resumes after that seq. Each
+    is kept as a ResumePoint, with the wall time it was played at and this worker's name (``worker``),
+    so the worker taking over can tell how long the song went unplayed (its handover).
 
     Written after playing, not before: a worker killed in between plays those events again when it
     restarts (a repeated note) rather than never (a lost note-off leaves a note stuck).
@@ -32,10 +47,13 @@ class ResumePoints:
     table. Notes further apart than the interval are each saved as soon as played.
     """
 
-    def __init__(self, table: MutableMapping[str, int], save_interval: float = RESUME_SAVE_INTERVAL) -> None:
+    def __init__(self, table: MutableMapping[str, ResumePoint | int], save_interval: float = RESUME_SAVE_INTERVAL,
+                 worker: str | None = None) -> None:
         self.table = table
         self.save_interval = save_interval
-        self.unsaved: dict[str, int] = {}
+        self.worker = this_worker() if worker is None else worker
+        # Per song, (seq, wall time noted) not yet written to the table.
+        self.unsaved: dict[str, tuple[int, float]] = {}
         self.unacknowledged: list[Callable[[], object]] = []
         self.saved_at = -math.inf
         self.save_due: asyncio.TimerHandle | None = None
@@ -64,15 +82,31 @@ class ResumePoints:
                 self.forgotten += 1
 
     def get(self, song: str) -> int | None:
-        seq = self.unsaved.get(song)
-        return self.table.get(song) if seq is None else seq
+        """The highest seq of ``song`` played so far, here or by an earlier worker; None if none."""
+        unsaved = self.unsaved.get(song)
+        if unsaved is not None:
+            return unsaved[0]
+        point = as_resume_point(self.table.get(song))
+        return None if point is None else point.seq
+
+    def point(self, song: str) -> ResumePoint | None:
+        """``song``'s resume point as saved in the table (what an earlier worker left), if any."""
+        return as_resume_point(self.table.get(song))
+
+    def taken_over(self, song: str) -> ResumePoint | None:
+        """``song``'s resume point if another worker wrote it and this one has played nothing of the song
+        since: the song is being handed over to this worker."""
+        if song in self.unsaved:
+            return None
+        point = self.point(song)
+        return point if point is not None and point.worker != self.worker else None
 
     def played(self, song: str, seq: int) -> None:
-        """Note ``seq`` of ``song`` as played (or dropped), to be saved within ``save_interval``."""
+        """Note ``seq`` of ``song`` as played (or dropped) now, to be saved within ``save_interval``."""
         # A late copy of an older record must not move a song's resume point back.
         saved = self.get(song)
         if saved is None or seq > saved:
-            self.unsaved[song] = seq
+            self.unsaved[song] = (seq, time.time())
             self._save_soon()
 
     def acknowledge_once_saved(self, acknowledge: Callable[[], object]) -> None:
@@ -97,8 +131,8 @@ class ResumePoints:
         self.saved_at = time.monotonic()
         unsaved, unacknowledged = self.unsaved, self.unacknowledged
         self.unsaved, self.unacknowledged = {}, []
-        for song, seq in unsaved.items():
-            self.table[song] = seq
+        for song, (seq, played_at) in unsaved.items():
+            self.table[song] = ResumePoint(seq=seq, played_at=played_at, worker=self.worker)
         self.writes += len(unsaved)
         for acknowledge in unacknowledged:
             acknowledge()

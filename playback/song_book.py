@@ -58,6 +58,9 @@ class SongBook:
             stats.seen.update(range(resume_after + 1))
             stats.highest_seq = resume_after
             logger.info("resuming %s after seq %d, played by an earlier worker", song, resume_after)
+            handed_over = self.resume_points.taken_over(song)
+            if handed_over is not None:
+                stats.taken_over(handed_over.worker, handed_over.played_at)
         self.on_new_song()
         return stats
 

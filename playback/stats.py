@@ -1,11 +1,13 @@
 """Per-song measurement: what was played, what was lost or repeated, and how late it was."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
 
 # Status bytes of note-ons and note-offs, the events counted as a song's notes (a note-on with velocity
 # 0 is a note-off too). A range, not a function: the test runs inline for every event played.
@@ -54,6 +56,17 @@ class SongStats:
     offsets: list[float] = field(default_factory=list)
     # time.monotonic() of the last event that arrived (buffered: or played), for the idle timeout
     last_event_at: float = 0.0
+    # A song taken over from another worker (playback/resume.py): that worker, the wall time it noted its
+    # last event played, and the handover: from then to the first event played here, in ms.
+    handover_from: str | None = None
+    previous_played_at: float | None = None
+    handover_ms: float | None = None
+
+    def taken_over(self, worker: str | None, played_at: float | None) -> None:
+        """The song's earlier events were played by ``worker`` (None: an older worker that did not say),
+        the last at wall time ``played_at`` (None: not known); the first event played here ends the
+        handover."""
+        self.handover_from, self.previous_played_at = worker, played_at
 
     def arrive(self, seq: int) -> bool:
         """Count an arriving event; False when it was already seen and must not play again."""
@@ -72,12 +85,19 @@ class SongStats:
         self.events += 1
         if self.first_played_at is None:
             self.first_played_at = played_at
+            if self.previous_played_at is not None:
+                self._handed_over(played_at)
         self.last_played_at = played_at
         if message[0] in NOTE_STATUSES:
             self.notes += 1
         self.latencies_ms.append((played_at - sent_at) * 1000.0)
         if target is not None:
             self.offsets.append(played_at - target)
+
+    def _handed_over(self, played_at: float) -> None:
+        self.handover_ms = round((played_at - self.previous_played_at) * 1000.0, 1)
+        logger.info("handover of %s from %s: %.0f ms from its last event played there to the first here",
+                    self.song, self.handover_from or "an earlier worker", self.handover_ms)
 
     @property
     def lost(self) -> int:
@@ -107,6 +127,8 @@ class SongStats:
             "timing_error_ms": percentiles(self.timing_errors_ms()),
             "first_played_at": self.first_played_at,
             "last_played_at": self.last_played_at,
+            "handover_ms": self.handover_ms,
+            "handover_from": self.handover_from,
         }
 
 

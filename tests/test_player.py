@@ -265,7 +265,7 @@ async def test_an_abandoned_song_arriving_again_resumes_and_each_record_is_let_g
     player.handle(end_record("back", 2, 0.2), done=lambda: acknowledged.append("end"))
     await asyncio.sleep(0.5)
 
-    assert played_seqs["back"] == 2
+    assert played_seqs["back"].seq == 2
     assert acknowledged == ["first", "again", "end"]
     assert [data for data in played(recording) if data[0] == 0x90] == [note(0)[1], note(1)[1]]
     [summary] = summaries(caplog)

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from models.midi_event import MidiEvent
+from models.resume_point import ResumePoint
 from playback.resume import InOrderAcks, RecordProgress, ResumePoints
 
 
 def event(song: str, seq: int) -> MidiEvent:
     return MidiEvent(song=song, seq=seq, score_time=0.0, message=[0x90, 60, 90], sent_at=0.0)
+
+
+def seqs(table) -> dict[str, int]:
+    return {song: point.seq for song, point in table.items()}
 
 
 def test_each_event_of_a_record_is_saved_as_it_plays_and_the_record_let_go_when_all_of_it_is():
@@ -21,12 +27,12 @@ def test_each_event_of_a_record_is_saved_as_it_plays_and_the_record_let_go_when_
 
     record.handled(event("a", 0))
     record.finished_one()
-    assert table == {"a": 0}, "a worker killed now would play seq 0 again"
+    assert seqs(table) == {"a": 0}, "a worker killed now would play seq 0 again"
     assert acknowledged == []
 
     record.handled(event("a", 1))
     record.finished_one()
-    assert table == {"a": 1}
+    assert seqs(table) == {"a": 1}
     assert acknowledged == ["record"]
 
 
@@ -35,6 +41,10 @@ def test_an_older_copy_does_not_move_a_resume_point_back():
     points = ResumePoints(table)
     points.played("a", 3)
     assert points.get("a") == 5 and table == {"a": 5}
+    points.played("a", 6)
+    assert seqs(table) == {"a": 6}
+    points.played("a", 4)
+    assert points.get("a") == 6 and seqs(table) == {"a": 6}
 
 
 async def test_records_are_let_go_only_after_their_events_are_saved():
@@ -46,10 +56,10 @@ async def test_records_are_let_go_only_after_their_events_are_saved():
     points.played("a", 1)
     points.acknowledge_once_saved(lambda: acknowledged.append(1))
     await asyncio.sleep(0.01)
-    assert (table, acknowledged) == ({"a": 0}, [])
+    assert (seqs(table), acknowledged) == ({"a": 0}, [])
 
     await asyncio.sleep(0.06)
-    assert (table, acknowledged) == ({"a": 1}, [1])
+    assert (seqs(table), acknowledged) == ({"a": 1}, [1])
 
 
 def test_a_partition_s_records_are_acknowledged_in_the_order_read_whatever_order_they_finish():
@@ -83,3 +93,40 @@ def test_a_finished_song_leaves_the_table_once_the_group_commits_past_the_record
     points.committed({"midi-1": 6})
     assert table == {"playing": 3}
     assert points.forgotten == 2
+
+
+def test_a_saved_point_says_when_and_by_which_worker_and_an_older_worker_s_bare_seq_still_reads():
+    table: dict = {"old": 7}
+    points = ResumePoints(table, worker="here:1")
+    before = time.time()
+    points.played("a", 3)
+    [point] = [table["a"]]
+    assert (point.seq, point.worker) == (3, "here:1")
+    assert before <= point.played_at <= time.time()
+    assert points.get("old") == 7 and points.point("old") == ResumePoint(seq=7)
+
+
+def test_a_song_is_taken_over_only_from_another_worker_and_only_until_this_one_plays_it():
+    table = {"theirs": ResumePoint(seq=4, played_at=100.0, worker="there:2"),
+             "mine": ResumePoint(seq=4, played_at=100.0, worker="here:1")}
+    points = ResumePoints(table, worker="here:1")
+
+    assert points.taken_over("theirs") == table["theirs"]
+    assert points.taken_over("mine") is None, "this worker's own point is a resume, not a handover"
+    assert points.taken_over("unknown") is None
+    points.played("theirs", 5)
+    assert points.taken_over("theirs") is None
+
+
+def test_the_table_as_midi_app_declares_it_reads_its_changelog_old_and_new():
+    # What a worker recovering the table does with each changelog value (Faust's loads_value with the
+    # table's value type and serializer): an older worker's bare int, and today's point.
+    from midi_app import app, played_seqs
+
+    def read(raw: bytes):
+        return app.serializers.loads_value(played_seqs.value_type, raw, serializer=played_seqs.value_serializer)
+
+    assert read(b"12") == ResumePoint(seq=12)
+    written = app.serializers.dumps_value(played_seqs.value_type, ResumePoint(seq=3, played_at=1.5, worker="h:9"),
+                                          serializer=played_seqs.value_serializer)
+    assert read(written) == ResumePoint(seq=3, played_at=1.5, worker="h:9")

@@ -1,7 +1,11 @@
 """playback/song_book.py: which arriving events are to be played, and the songs that ended."""
 from __future__ import annotations
 
+import logging
+import time
+
 from models.midi_event import MidiEvent
+from models.resume_point import ResumePoint
 from playback.resume import ResumePoints
 from playback.song_book import SongBook
 
@@ -36,3 +40,32 @@ def test_a_new_song_is_announced_once():
     book.arrive(event("a", 1))
     book.arrive(event("b", 0))
     assert started == [1, 1]
+
+
+def test_a_song_another_worker_played_reports_its_handover_at_the_first_event_played_here(caplog):
+    caplog.set_level(logging.INFO)
+    left_at = time.time() - 0.8
+    book = SongBook(ResumePoints({"s": ResumePoint(seq=4, played_at=left_at, worker="there:2")}, worker="here:1"))
+
+    stats = book.arrive(event("s", 5))
+    assert stats.handover_ms is None, "nothing played here yet"
+    played_at = time.time()
+    stats.played([0x90, 60, 1], played_at, sent_at=played_at, target=None)
+    stats.played([0x90, 61, 1], played_at + 1.0, sent_at=played_at, target=None)
+
+    assert stats.handover_ms == round((played_at - left_at) * 1000, 1)
+    assert 750 < stats.handover_ms < 2000
+    summary = stats.summary()
+    assert (summary["handover_ms"], summary["handover_from"]) == (stats.handover_ms, "there:2")
+    [line] = [record.getMessage() for record in caplog.records if "handover" in record.getMessage()]
+    assert line.startswith(f"handover of s from there:2: {stats.handover_ms:.0f} ms")
+
+
+def test_a_song_this_worker_played_before_or_never_reports_no_handover():
+    book = SongBook(ResumePoints({"mine": ResumePoint(seq=2, played_at=1.0, worker="here:1"), "old": 2},
+                                 worker="here:1"))
+    for song in ("mine", "old", "new"):
+        stats = book.arrive(event(song, 3))
+        stats.played([0x90, 60, 1], time.time(), sent_at=time.time(), target=None)
+        assert stats.summary()["handover_ms"] is None, song
+    assert book.songs["old"].handover_from is None and book.songs["mine"].handover_from is None
