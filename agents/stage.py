@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any, AsyncIterable, Callable, MutableMapping
 
+import numpy as np
 from faust.types import TP
 
 from config.settings import Settings
@@ -16,6 +17,7 @@ from playback.gc_pauses import GcPauses, freeze_what_exists
 from playback.player import Player, PlayObserver
 from models.resume_point import ResumePoint
 from playback.resume import InOrderAcks
+from playback.stats import median
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,38 @@ class KafkaLoad:
         return f"fetches/s: {rates}; resume-point writes/s: {written:.1f}"
 
 
+class PartitionLatency:
+    """Per partition of the songs being played, the latency of what was played between two status lines:
+    a partition whose broker is slow or away shows up as late, or silent, beside the others."""
+
+    def __init__(self) -> None:
+        # Per song, how many of its latencies earlier lines took in.
+        self.taken: dict[str, int] = {}
+
+    def line(self, players: list[Player], partition_of: dict[str, TP]) -> str | None:
+        latencies: dict[TP, list[float]] = {}
+        songs: dict[TP, int] = {}
+        taken: dict[str, int] = {}
+        for player in players:
+            for song, stats in player.songs.items():
+                tp = partition_of.get(song)
+                if tp is None:
+                    continue
+                songs[tp] = songs.get(tp, 0) + 1
+                taken[song] = len(stats.latencies_ms)
+                latencies.setdefault(tp, []).extend(stats.latencies_ms[self.taken.get(song, 0):])
+        self.taken = taken
+        if not songs:
+            return None
+        parts = []
+        for tp in sorted(songs):
+            name = f"{tp.topic}[{tp.partition}]"
+            played = latencies[tp]
+            parts.append(f"{name} p50 {median(np.asarray(played)):.1f} ms ({len(played)} events)" if played
+                         else f"{name} nothing played ({songs[tp]} song{'s' if songs[tp] > 1 else ''} waiting)")
+        return "latency by partition since the last line: " + ", ".join(parts)
+
+
 def playing_songs(player: Player) -> set[str]:
     return set(player.songs) | set(player.outputs.sounding)
 
@@ -79,6 +113,7 @@ class Stage:
         self.players: list[Player] = []
         self.song_partitions = SongPartitions()
         self.kafka_load = KafkaLoad()
+        self.partition_latency = PartitionLatency()
         self.gc_pauses = GcPauses()
         self.observer = observer
 
@@ -132,11 +167,15 @@ class Stage:
         self.song_partitions.keep_only(set().union(*map(playing_songs, self.players)) - set(moved))
 
     def status_lines(self, fetches: dict[str, int] | None) -> list[str]:
-        """The status line of each player, and one of the worker's load (``fetches``: by fetch wait)."""
+        """The status line of each player, the latency by partition of the songs playing, and a line of the
+        worker's load (``fetches``: by fetch wait)."""
         lines = [f"status: {player.status()}" for player in self.players]
         if fetches is not None:
             writes = sum(player.resume_points.writes for player in self.players)
             collections, longest = self.gc_pauses.take()
             lines.append(f"kafka load: {self.kafka_load.line(fetches, writes)}; "
                          f"garbage collections: {collections}, longest {longest * 1000:.2f} ms")
+        by_partition = self.partition_latency.line(self.players, self.song_partitions.partition_of)
+        if by_partition is not None:
+            lines.append(by_partition)
         return lines

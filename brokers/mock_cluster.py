@@ -11,6 +11,15 @@ index"), but keeps each partition bounded, so latency grows only until the bound
     python -m brokers.mock_cluster [--brokers N] [--topic NAME[:PARTITIONS]]...   # until Ctrl-C; prints BROKER_URL
 
 Without ``--topic`` it creates midi_app's notes topic and table changelog (MIDI_TOPIC, MIDI_TOPIC_PARTITIONS).
+Each topic is replicated on up to 3 brokers, and with several brokers partition ``p`` is led by broker
+``p % brokers + 1``, so the test or benchmark knows which broker serves which partition.
+
+Faults, for tests of several brokers (``running_mock_cluster`` yields a MockCluster that calls these
+in the cluster's process): a broker down or up again (``broker_down``/``broker_up``: connections cut
+and refused; as in librdkafka, leadership does not move by itself), a broker made slow
+(``broker_rtt``: every answer it gives delayed), a partition's leader moved (``move_leader``), the
+group coordinator pinned to a broker (``pin_coordinator``), and the next requests of a kind failed
+with given error codes (``fail_requests``).
 
 Limits, from librdkafka's src/rdkafka_mock.c and rdkafka_mock_handlers.c (2.16), none settable:
 - A partition keeps at most 5 MiB or 100,000 record batches; older batches are dropped, as retention
@@ -34,7 +43,9 @@ import ctypes
 import ctypes.util
 import glob
 import importlib.util
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -50,6 +61,20 @@ from harness.processes import stop_process  # noqa: E402
 
 STARTUP_TIMEOUT = 15.0
 RD_KAFKA_PRODUCER = 0
+# How long a call to the running cluster may take to be answered.
+CONTROL_TIMEOUT = 10.0
+
+# The mock's controls a MockCluster may call, rd_kafka_mock_<name>(cluster, ...): argument and result
+# types after the cluster (rdkafka_mock.h). Results are rd_kafka_resp_err_t (0: done), or nothing.
+CONTROLS = {
+    "broker_set_down": ([ctypes.c_int32], ctypes.c_int),
+    "broker_set_up": ([ctypes.c_int32], ctypes.c_int),
+    "broker_set_rtt": ([ctypes.c_int32, ctypes.c_int], ctypes.c_int),
+    "partition_set_leader": ([ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32], ctypes.c_int),
+    "coordinator_set": ([ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int32], ctypes.c_int),
+    "push_request_errors_array": ([ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)], None),
+    "clear_request_errors": ([ctypes.c_int16], None),
+}
 
 
 def find_librdkafka() -> str:
@@ -80,6 +105,7 @@ def load_librdkafka(path: str) -> ctypes.CDLL:
         "rd_kafka_mock_cluster_bootstraps": ([pointer], text),
         "rd_kafka_mock_set_controller_id": ([pointer, ctypes.c_int32], ctypes.c_int),
         "rd_kafka_mock_topic_create": ([pointer, text, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+        **{f"rd_kafka_mock_{name}": ([pointer, *argtypes], restype) for name, (argtypes, restype) in CONTROLS.items()},
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -87,8 +113,22 @@ def load_librdkafka(path: str) -> ctypes.CDLL:
     return lib
 
 
+def call_control(lib: ctypes.CDLL, cluster: int, name: str, args: list) -> int:
+    """rd_kafka_mock_<name>(cluster, *args); 0 when done, else librdkafka's error code."""
+    if name not in CONTROLS:
+        raise ValueError(f"no such control: {name}")
+    if name == "push_request_errors_array":
+        api_key, errors = args
+        codes = (ctypes.c_int * len(errors))(*errors)
+        args = [api_key, len(errors), codes]
+    args = [arg.encode() if isinstance(arg, str) else arg for arg in args]
+    return getattr(lib, f"rd_kafka_mock_{name}")(cluster, *args) or 0
+
+
 def serve(library: str, brokers: int, topics: Mapping[str, int]) -> None:
-    """Start the cluster in this process, print its bootstrap servers, and keep it until stdin closes."""
+    """Start the cluster in this process, print its bootstrap servers, then carry out each control call
+    read from stdin (a JSON ``[name, args]`` a line; answered with librdkafka's error code, or the
+    reason it could not be made) until stdin closes."""
     lib = load_librdkafka(library)
     errstr = ctypes.create_string_buffer(512)
     conf = lib.rd_kafka_conf_new()
@@ -106,8 +146,87 @@ def serve(library: str, brokers: int, topics: Mapping[str, int]) -> None:
         err = lib.rd_kafka_mock_topic_create(cluster, name.encode(), partitions, min(3, brokers))
         if err:
             raise SystemExit(f"rd_kafka_mock_topic_create {name}: error {err}")
+        for partition in range(partitions if brokers > 1 else 0):
+            lib.rd_kafka_mock_partition_set_leader(cluster, name.encode(), partition, partition % brokers + 1)
     print(lib.rd_kafka_mock_cluster_bootstraps(cluster).decode(), flush=True)
-    sys.stdin.read()  # until the parent closes the pipe, or dies
+    for line in sys.stdin:  # until the parent closes the pipe, or dies
+        try:
+            name, args = json.loads(line)
+            answer = call_control(lib, cluster, name, args)
+        except (ValueError, TypeError, ctypes.ArgumentError) as exc:
+            answer = f"{type(exc).__name__}: {exc}"
+        print(json.dumps(answer), flush=True)
+
+
+class MockClusterError(RuntimeError):
+    """A control call the mock cluster refused or could not make."""
+
+
+class MockCluster:
+    """A running mock cluster: ``url`` for clients, and its faults, each applied at once."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.url = ""
+        self._lock = threading.Lock()
+        # What the cluster's process prints: its bootstrap servers, then an answer per call.
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put("")
+
+    def started(self, log_path: str) -> "MockCluster":
+        """Wait for the bootstrap servers the cluster prints once it listens; ``url`` is then set."""
+        try:
+            line = self._lines.get(timeout=STARTUP_TIMEOUT)
+        except queue.Empty:
+            line = ""
+        if not line.strip():
+            raise RuntimeError(f"mock cluster did not start within {STARTUP_TIMEOUT:.0f} s or exited (log: {log_path})")
+        self.url = ";".join(f"kafka://{address}" for address in line.strip().split(","))
+        return self
+
+    def call(self, name: str, *args) -> None:
+        """rd_kafka_mock_<name>(cluster, *args) in the cluster's process; raises MockClusterError unless
+        it was done."""
+        with self._lock:
+            self.process.stdin.write(json.dumps([name, list(args)]) + "\n")
+            self.process.stdin.flush()
+            try:
+                line = self._lines.get(timeout=CONTROL_TIMEOUT)
+            except queue.Empty:
+                line = ""
+        if not line:
+            raise MockClusterError(f"{name}{args}: no answer from the mock cluster within {CONTROL_TIMEOUT:.0f} s")
+        answer = json.loads(line)
+        if answer != 0:
+            raise MockClusterError(f"{name}{args}: {answer if isinstance(answer, str) else f'error {answer}'}")
+
+    def broker_down(self, broker: int) -> None:
+        """Cut the broker's connections and refuse new ones; the partitions it leads stay led by it."""
+        self.call("broker_set_down", broker)
+
+    def broker_up(self, broker: int) -> None:
+        self.call("broker_set_up", broker)
+
+    def broker_rtt(self, broker: int, milliseconds: int) -> None:
+        """Delay every answer of ``broker`` by ``milliseconds`` (0: no more)."""
+        self.call("broker_set_rtt", broker, milliseconds)
+
+    def move_leader(self, topic: str, partition: int, broker: int) -> None:
+        self.call("partition_set_leader", topic, partition, broker)
+
+    def pin_coordinator(self, group: str, broker: int) -> None:
+        """Make ``broker`` the coordinator of consumer group ``group`` (else the mock hashes the id)."""
+        self.call("coordinator_set", "group", group, broker)
+
+    def fail_requests(self, api_key: int, *errors: int) -> None:
+        """Fail the next ``len(errors)`` requests of Kafka API ``api_key`` (0 Produce, 1 Fetch...), on any
+        broker, with these error codes in turn (-195, librdkafka's transport error, cuts the connection)."""
+        self.call("push_request_errors_array", api_key, list(errors))
 
 
 @contextmanager
@@ -115,6 +234,14 @@ def mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = None,
                  log_path: str = os.devnull) -> Iterator[str]:
     """Start a mock cluster of ``brokers`` brokers with ``topics`` ({name: partitions}) created;
     yields the ``kafka://`` URL clients use (every broker, ``;``-separated) and stops it on exit."""
+    with running_mock_cluster(brokers, topics, log_path) as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def running_mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = None,
+                         log_path: str = os.devnull) -> Iterator[MockCluster]:
+    """As ``mock_cluster``, yielding the MockCluster, whose faults can then be set."""
     topic_args = [f"{name}:{partitions}" for name, partitions in (topics or {}).items()]
     library = find_librdkafka()  # here, so a missing librdkafka is said in one line
     with open(log_path, "ab") as log:
@@ -124,13 +251,7 @@ def mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = None,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
         )
     try:
-        first_line: list[str] = []
-        reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(STARTUP_TIMEOUT)
-        if not first_line or not first_line[0].strip():
-            raise RuntimeError(f"mock cluster did not start within {STARTUP_TIMEOUT:.0f} s or exited (log: {log_path})")
-        yield ";".join(f"kafka://{address}" for address in first_line[0].strip().split(","))
+        yield MockCluster(process).started(log_path)
     finally:
         process.stdin.close()
         stop_process(process)

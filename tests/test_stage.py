@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from dataclasses import dataclass, field
 
 from faust.types import TP
 
 from agents.stage import Stage
 from config.settings import Settings
+from models.midi_event import encode_events
 from tests.topic_values import end_record, song_record
 
 NOTES = Settings(outputs=("log",), song_idle_timeout=0)
@@ -74,5 +77,29 @@ async def test_songs_of_a_partition_that_moved_are_released_and_the_others_play_
     assert stage.song_partitions.partition_of == {"stays": kept}
     lines = stage.status_lines({"live": 3, "idle": 0, "catching up": 0})
     assert lines[0].startswith("status: stays: 1 events") and lines[1].startswith("kafka load: fetches/s: ")
+    finish.set()
+    await playing
+
+
+async def test_the_status_names_each_partition_s_latency_since_the_last_line_and_a_silent_one():
+    stage = Stage(NOTES, {}, [])
+    quick, slow = TP("midi", 0), TP("midi", 2)
+    finish = asyncio.Event()
+    late = encode_events("late", 0, [(0.0, [0x91, 62, 90]), (0.0, [0x91, 64, 90])], sent_at=time.time() - 0.3,
+                         speed_ratio=1.0)
+    playing = asyncio.create_task(stage.play(events_of(
+        Event(song_record("on time", 0, [(0.0, [0x90, 60, 90])]), b"on time", Message(quick, 0)),
+        Event(late, b"late", Message(slow, 0)),
+        then=finish)))
+    await asyncio.sleep(0.05)
+
+    [line] = [line for line in stage.status_lines(None) if line.startswith("latency by partition")]
+    figures = dict(re.findall(r"(midi\[\d\]) p50 ([\d.]+) ms", line))
+    assert set(figures) == {"midi[0]", "midi[2]"}, line
+    assert float(figures["midi[0]"]) < 100 and 300 <= float(figures["midi[2]"]) < 1000, line
+    assert "(2 events)" in line.split("midi[2]")[1]
+    # Nothing played since: each partition is named as waiting, with how many songs.
+    [line] = [line for line in stage.status_lines(None) if line.startswith("latency by partition")]
+    assert line.endswith("midi[0] nothing played (1 song waiting), midi[2] nothing played (1 song waiting)"), line
     finish.set()
     await playing
