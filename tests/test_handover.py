@@ -17,6 +17,8 @@ from tests.songs_in_flight import (SongInFlight, played_times, plays, score_even
 from tests.topic_values import create_topic
 
 NOTES, SPACING = 200, 0.04  # 8 s songs of 400 events
+# Songs still playing after the second worker's start (about 7 s) and its rebalance: 20 s each.
+JOIN_SPACING = 0.1
 PARTITIONS = 2
 # The targets: a handover after a stop within 2 s; after a kill within the session timeout + 2 s.
 STOPPED_HANDOVER_MS = 2000
@@ -129,7 +131,7 @@ def test_a_worker_killed_mid_song_hands_it_over_repeating_at_most_the_note_being
 def test_a_worker_started_mid_song_takes_songs_over_nothing_lost_or_twice(tmp_path, worker_env):
     envs = two_workers(worker_env, tmp_path)
     with WorkerProcess(envs[0]) as first:
-        songs = songs_on_partitions(tmp_path, envs[0], PARTITIONS, NOTES, SPACING)
+        songs = songs_on_partitions(tmp_path, envs[0], PARTITIONS, NOTES, JOIN_SPACING)
         for song in songs:
             wait_for_owner([(first, envs[0])], song, NOTES // 4)
         with WorkerProcess(envs[1]) as second:
