@@ -8,6 +8,7 @@ controls 64/120/123 at 0) are none of them.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -17,7 +18,10 @@ from pathlib import Path
 from harness.processes import run_producer
 from tests.recording_backend import read_recording
 from tests.song_files import write_song
-from tests.topic_values import TOPIC, records_on_topic
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from config.settings import bootstrap_servers
+from tests.topic_values import READ_TIMEOUT, TOPIC
 
 ALL_NOTES_OFF = 123
 
@@ -66,7 +70,7 @@ def songs_on_partitions(tmp_path: Path, env: dict[str, str], distinct: int, note
     while True:
         assert time.monotonic() < deadline, "songs not on the topic in time: " + "; ".join(
             s.results[0].stderr[-500:] for s in songs if s.results)
-        located = locate(env["BROKER_URL"], songs)
+        located = locate(env["BROKER_URL"], songs, int(env["MIDI_TOPIC_PARTITIONS"]))
         if len({s.partition for s in songs if s.partition is not None}) >= distinct:
             return songs
         if located == len(songs):
@@ -74,11 +78,31 @@ def songs_on_partitions(tmp_path: Path, env: dict[str, str], distinct: int, note
         time.sleep(0.3)
 
 
-def locate(broker_url: str, songs: list[SongInFlight]) -> int:
-    """Fill in each song's id and partition from its first record on the topic; how many are known."""
-    partition_of = {}
-    for record in records_on_topic(broker_url, TOPIC):
-        partition_of.setdefault(record.key.decode(), record.partition)
+async def song_partitions(broker_url: str, partitions: int) -> dict[str, int]:
+    """{song id: partition} of every record on the notes topic's ``partitions`` partitions, assigned
+    by number (the mock cluster's metadata names no partitions to a consumer that subscribed to none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), enable_auto_commit=False,
+                                fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(TOPIC, partition) for partition in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        found: dict[str, int] = {}
+        deadline = time.monotonic() + READ_TIMEOUT
+        while any([await consumer.position(tp) < ends[tp] for tp in assigned]) and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for record in batch:
+                    found.setdefault(record.key.decode(), record.partition)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def locate(broker_url: str, songs: list[SongInFlight], partitions: int) -> int:
+    """Fill in each song's id and partition from its records on the topic; how many are known."""
+    partition_of = asyncio.run(song_partitions(broker_url, partitions))
     for song_id, partition in partition_of.items():
         k = int(song_id.split("@")[0].removeprefix("song").removesuffix(".mid"))
         if k < len(songs):
