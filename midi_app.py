@@ -8,6 +8,7 @@ from __future__ import annotations
 from adjustments.fetch_wait import FetchWaits
 from config.settings import Settings, SettingsError
 from adjustments.app import MidiFaustApp
+from adjustments.raw_table_keys import with_raw_keys
 from models.resume_point import ResumePoint
 
 try:
@@ -49,15 +50,16 @@ notes_topic = app.topic(
 # after the record holding it was played, with when and by which worker (models/resume_point.py;
 # older workers' bare ints still read). Its changelog topic outlives a worker killed without
 # warning, so the worker that takes over skips what was already played and reports the handover.
-played_seqs = app.Table(
+played_seqs = with_raw_keys(app.Table(
     "played_seqs",
     key_type=str,
     value_type=ResumePoint,
     partitions=settings.topic_partitions,
-    # The changelog partition comes from the song key, as the notes topic's does, so buffered
-    # playback can write from the song's own task, outside the agent's iteration.
+    # The changelog partition comes from the song key, as the notes topic's does (its raw bytes:
+    # adjustments/raw_table_keys.py), so buffered playback can write from the song's own task, outside
+    # the agent's iteration, and the worker given a song's notes partition holds its resume point.
     use_partitioner=True,
-)
+))
 
 import agents.player  # noqa: E402,F401  (registers the agent on the app)
 import producer.command  # noqa: E402,F401  (registers produce-midi)

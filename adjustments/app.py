@@ -17,7 +17,7 @@ from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 from adjustments import (changelog_pause, commits, fetch_wait, flow_control, page_at_root, patient_producer,
-                         reachability, thread_close)
+                         raw_table_keys, reachability, thread_close)
 from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
 from playback.gc_pauses import freeze_what_exists
@@ -34,7 +34,7 @@ ASSEMBLY = Adjustment("adjustments/app.py", "the app's transport classes", (
 ))
 ADJUSTMENTS = [ASSEMBLY, fetch_wait.ADJUSTMENT, changelog_pause.ADJUSTMENT, commits.ADJUSTMENT,
                thread_close.ADJUSTMENT, reachability.ADJUSTMENT, patient_producer.ADJUSTMENT, flow_control.ADJUSTMENT,
-               page_at_root.ADJUSTMENT]
+               page_at_root.ADJUSTMENT, raw_table_keys.ADJUSTMENT]
 
 
 class ConsumerThread(fetch_wait.FetchWaitThread, changelog_pause.PausedInAiokafkaThread, commits.CommitsThread,

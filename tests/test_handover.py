@@ -156,6 +156,9 @@ def test_a_worker_started_mid_song_takes_songs_over_nothing_lost_or_twice(tmp_pa
             # Read while the first worker still runs: a stop would release whatever it held.
             sounding = still_sounding(recording_of(envs[0]))
             lines = {song.song: handover_lines(second, song) for song in songs}
+    # Both workers' logs, beside their ports' recordings, for reading what happened when a test fails.
+    for name, worker in (("a", first), ("b", second)):
+        (tmp_path / f"{name}.log").write_text("\n".join(worker.lines))
     print(f"summaries: {by_song}; handover lines {lines}")
 
     moved = [song for song in songs if score_events_of(recording_of(envs[1]), [song])]
