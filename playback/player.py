@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
 from typing import Callable, Hashable, MutableMapping, Protocol, Sequence
 
@@ -32,6 +34,11 @@ INVALID_LOG_INTERVAL = 5.0
 # How a song ended, in its summary.
 ENDED_BY_END_EVENT = "end event"
 ENDED_IDLE = "idle"
+
+
+def worker_id() -> str:
+    """``host:pid``: which worker process played a song, across machines."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class PlayObserver(Protocol):
@@ -69,7 +76,8 @@ class Player:
         self.decoder = RecordDecoder(settings.max_record_bytes, settings.max_song_seconds)
         self.book = SongBook(self.resume_points, on_new_song=self._watch_idle_songs)
         buffered = PlaybackMode(settings.playback) is PlaybackMode.BUFFERED
-        self.playout: Playout = BufferedPlayout(self, settings.playout_delay) if buffered else LivePlayout(self)
+        self.playout: Playout = (BufferedPlayout(self, settings.playout_delay, settings.playout_clock_window)
+                                 if buffered else LivePlayout(self))
         self.max_lateness = settings.max_lateness
         self.song_idle_timeout = settings.song_idle_timeout
         self._idle_watch: asyncio.Task | None = None
@@ -78,6 +86,8 @@ class Player:
         self.observer = observer
         # The summary stays JSON for machines; a person reading the log on a terminal also gets it in words.
         self.readable_summaries = logging_to_terminal()
+        # Which worker played a song, in its summary: several may play the parts of one.
+        self.worker = worker_id()
 
     @property
     def songs(self):
@@ -114,6 +124,8 @@ class Player:
         for problem in problems:
             self._reject(raw, problem)
         record = RecordProgress(self.resume_points, done, position)
+        # The partition, for the summary: a TP from Faust (agents/stage.py), or a number from a caller.
+        partition = None if position is None else getattr(position[0], "partition", position[0])
         # Live, the record's events (a chord) are played together once all are checked, so its notes
         # leave back to back instead of each after the bookkeeping of the one before.
         chord: list[MidiEvent] = []
@@ -125,6 +137,7 @@ class Player:
             stats = arrive(event)
             if stats is None:
                 continue  # a copy, or the end of a song an earlier worker finished
+            stats.partition = partition
             if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
                 stats.dropped += 1
                 record.handled(event)
@@ -177,7 +190,7 @@ class Player:
             if record is not None and record.position is not None:
                 self.resume_points.forget_once_committed(song, record.position)
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
-        summary = {**stats.summary(), "ended": ended}
+        summary = {**stats.summary(), "worker": self.worker, "ended": ended}
         logger.info("song summary %s", json.dumps(summary))
         if self.readable_summaries:
             logger.info("song %s", readable_summary(summary))

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.midi_event import split_part
+
 
 # Status bytes of note-ons and note-offs, the events counted as a song's notes (a note-on with velocity
 # 0 is a note-off too). A range, not a function: the test runs inline for every event played.
@@ -54,6 +56,10 @@ class SongStats:
     offsets: list[float] = field(default_factory=list)
     # time.monotonic() of the last event that arrived (buffered: or played), for the idle timeout
     last_event_at: float = 0.0
+    # The notes topic's partition its events came from, where known
+    partition: int | None = None
+    # Buffered: what its slots are counted from, playback.playout's ON_SONG_START or ON_FIRST_EVENT
+    playout_clock: str | None = None
 
     def arrive(self, seq: int) -> bool:
         """Count an arriving event; False when it was already seen and must not play again."""
@@ -95,6 +101,8 @@ class SongStats:
     def summary(self) -> dict:
         return {
             "song": self.song,
+            "part": split_part(self.song)[1],
+            "partition": self.partition,
             "events": self.events,
             "notes": self.notes,
             "expected": self.expected,
@@ -107,6 +115,7 @@ class SongStats:
             "timing_error_ms": percentiles(self.timing_errors_ms()),
             "first_played_at": self.first_played_at,
             "last_played_at": self.last_played_at,
+            "playout_clock": self.playout_clock,
         }
 
 
@@ -128,5 +137,8 @@ def readable_figures(summary: dict) -> dict[str, str]:
 
 
 def readable_summary(summary: dict) -> str:
-    """``song: events 130, lost 0, ..., timing error p50/p99 0.57 / 2.36 ms``."""
-    return f"{summary['song']}: " + ", ".join(f"{name} {value}" for name, value in readable_figures(summary).items())
+    """``song (partition 2, worker host:1234): events 130, lost 0, ..., timing error p50/p99 0.57 / 2.36 ms``;
+    the partition and the worker where the summary names them."""
+    where = [f"{name} {summary[name]}" for name in ("partition", "worker") if summary.get(name) is not None]
+    named = f"{summary['song']} ({', '.join(where)})" if where else summary["song"]
+    return f"{named}: " + ", ".join(f"{name} {value}" for name, value in readable_figures(summary).items())
