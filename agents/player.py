@@ -58,6 +58,9 @@ def only_errors_from(name: str) -> Iterator[None]:
 @app.on_partitions_assigned.connect
 async def release_moved_songs(sender, assigned: set[TP], **kwargs) -> None:
     app.stage.release_moved_songs(assigned)
+    # Which parts of the orchestra this worker plays from now on (its songs' summaries name the partition).
+    notes = sorted(tp.partition for tp in assigned if tp.topic == notes_topic.get_topic_name())
+    logger.info("notes partitions assigned: %s", ", ".join(map(str, notes)))
 
 
 @app.agent(notes_topic)
