@@ -132,7 +132,7 @@ async def test_two_players_given_one_chords_parts_at_different_moments_play_it_t
     slot = song_start + 0.05 + DELAY
     assert abs(a["time"] - b["time"]) < 0.01, f"the parts played {abs(a['time'] - b['time']) * 1000:.1f} ms apart"
     # Never before the slot; a little after it, as the loop may be busy.
-    assert slot - 0.002 <= a["time"] <= slot + 0.02 and slot - 0.002 <= b["time"] <= slot + 0.02
+    assert slot - 0.002 <= a["time"] <= slot + 0.05 and slot - 0.002 <= b["time"] <= slot + 0.05
     assert {(summary["song"], summary["playout_clock"], summary["late"]) for summary in summaries(caplog)} == {
         (f"{SONG}/ch1", ON_SONG_START, 0), (f"{SONG}/ch2", ON_SONG_START, 0)}
     await first.stop()
@@ -151,9 +151,9 @@ async def test_a_part_arriving_after_its_slot_plays_its_late_notes_at_once_then_
     await asyncio.sleep(0.4)
 
     [late_one, late_two, in_time] = played_by_port(recording)[PORT_NAMES[0]][:3]
-    assert late_one["time"] - arrived_at < 0.02 and late_two["time"] - arrived_at < 0.02
+    assert late_one["time"] - arrived_at < 0.05 and late_two["time"] - arrived_at < 0.05
     slot = song_start + 1.2 + 0.05
-    assert slot - 0.002 <= in_time["time"] <= slot + 0.02
+    assert slot - 0.002 <= in_time["time"] <= slot + 0.05
     [summary] = summaries(caplog)
     assert (summary["late"], summary["playout_clock"], summary["part"]) == (2, ON_SONG_START, "tr2")
     await player.stop()
@@ -176,7 +176,7 @@ async def test_a_stamped_backlog_beyond_the_window_and_an_unstamped_song_play_fr
                              ([0x91, 61, 90], 0.1)):
         [entry] = [entry for entry in played if entry["bytes"] == data]
         # In the score's rhythm from their arrival, not all at once.
-        assert arrived_at + 0.05 + score_time - 0.002 <= entry["time"] <= arrived_at + 0.05 + score_time + 0.03, data
+        assert arrived_at + 0.05 + score_time - 0.002 <= entry["time"] <= arrived_at + 0.05 + score_time + 0.05, data
     assert {(summary["part"], summary["playout_clock"], summary["late"]) for summary in summaries(caplog)} == {
         ("ch1", ON_FIRST_EVENT, 0), ("ch2", ON_FIRST_EVENT, 0)}
     assert [record.getMessage() for record in caplog.records if "from its first event" in record.getMessage()] == [
