@@ -20,7 +20,7 @@ from config.settings import Settings
 from logs.rate_limit import RateLimit
 from playback.resume import RecordProgress
 from playback.stats import SongStats
-from playback.timing import wait_until
+from playback.timing import SharedWaits
 
 if TYPE_CHECKING:
     from playback.player import Player
@@ -117,6 +117,8 @@ class BufferedPlayout:
         self.clock_window = clock_window
         self.queues: dict[str, SongQueue] = {}
         self.off_clock_notices = RateLimit(NOTICE_INTERVAL)
+        # The songs' tasks wait for their slots together: a chord's parts (songs of their own) leave as one.
+        self.slots = SharedWaits()
 
     def take(self, event, stats: SongStats, record: RecordProgress, chord: list) -> None:
         now = time.perf_counter()
@@ -152,7 +154,7 @@ class BufferedPlayout:
                     player.finish(song, record=record)
                     record.finished_one()
                     return
-                await wait_until(slot)
+                await self.slots.until(slot)
                 # Everything due by now leaves together (a chord), back to back, counted afterwards;
                 # it stays queued until played, so a song abandoned on a failing output lets it go.
                 now, due = time.perf_counter(), 1
