@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
+import mido
+import pytest
 from faust.types import TP
 
 from agents.stage import Stage
 from config.settings import Settings
+from tests.recording_backend import read_recording
 from tests.topic_values import end_record, song_record
 
 NOTES = Settings(outputs=("log",), song_idle_timeout=0)
+# Buffered into the port of the fixture's backend.
+BUFFERED = Settings(outputs=("port",), playback="buffered", playout_delay=0.05, song_idle_timeout=0)
+REFUSED_NOTE = 66
 
 
 @dataclass
@@ -76,3 +83,56 @@ async def test_songs_of_a_partition_that_moved_are_released_and_the_others_play_
     assert lines[0].startswith("status: stays: 1 events") and lines[1].startswith("kafka load: fetches/s: ")
     finish.set()
     await playing
+
+
+@pytest.fixture
+def port_backend(recording, monkeypatch):
+    """The port the stage opens is the crashing recording backend's (tests/crashing_backend.py): it
+    records what it is sent in ``recording`` and refuses the note-on of REFUSED_NOTE, as a port whose
+    device vanished would."""
+    monkeypatch.setenv("RECORDING_BACKEND_FILE", str(recording))
+    monkeypatch.setenv("CRASHING_BACKEND_NOTE", str(REFUSED_NOTE))
+    previous = mido.backend
+    mido.set_backend("tests.crashing_backend", load=True)
+    try:
+        yield recording
+    finally:
+        mido.set_backend(previous)
+
+
+def note_ons(recording) -> list[list[int]]:
+    if not recording.exists():
+        return []
+    return [entry["bytes"] for entry in read_recording(recording) if entry["bytes"][0] & 0xF0 == 0x90]
+
+
+async def until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_a_song_abandoned_on_a_failing_output_lets_its_records_go_and_its_partition_is_acknowledged_past_them(
+        port_backend):
+    # Song a fails on its second note with two records still queued; song b's records, read after them
+    # from the same partition, may be acknowledged only once a's are: held back, a's would hold b's
+    # too and the partition's committed offset would stop for good.
+    stage = Stage(BUFFERED, {}, [])
+    partition = TP("midi", 0)
+    acknowledged: list[int] = []
+    records = [(b"a", song_record("a", 0, [(0.0, [0x90, 60, 90]), (0.1, [0x90, REFUSED_NOTE, 90]),
+                                           (5.0, [0x90, 62, 90])])),
+               (b"a", song_record("a", 3, [(6.0, [0x90, 63, 90])])),
+               (b"b", song_record("b", 0, [(0.0, [0x91, 40, 90])])),
+               (b"b", end_record("b", 1, 0.0))]
+    finish = asyncio.Event()
+    playing = asyncio.create_task(stage.play(events_of(
+        *(Event(value, key, Message(partition, offset), acknowledged) for offset, (key, value) in enumerate(records)),
+        then=finish)))
+    await until(lambda: len(acknowledged) == len(records), timeout=2.0)
+    finish.set()
+    await playing
+
+    assert acknowledged == [0, 1, 2, 3], "the partition's acknowledged offset stopped at the abandoned song"
+    # The two songs' first notes share a slot: either may sound first.
+    assert sorted(note_ons(port_backend)) == [[0x90, 60, 90], [0x91, 40, 90]]
