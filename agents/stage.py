@@ -77,6 +77,11 @@ class Stage:
         self.commit_listeners = commit_listeners
         self.players: list[Player] = []
         self.song_partitions = SongPartitions()
+        # Acknowledgements in read order per partition, across runs of the agent: a record of a run
+        # that crashed still comes before the records its successor reads.
+        self.acks = InOrderAcks()
+        # Buffered songs still queued when the agent crashed, for the player of its next run.
+        self.handed_over: dict = {}
         self.kafka_load = KafkaLoad()
         self.gc_pauses = GcPauses()
         self.observer = observer
@@ -97,11 +102,15 @@ class Stage:
             player = Player(outputs, self.settings, self.played_seqs, self.observer)
             self.players.append(player)
             self.commit_listeners.append(player.resume_points.committed)
+            handed, self.handed_over = self.handed_over, {}
+            if handed:
+                player.take_over(handed)
+                logger.info("playing on %d song(s) queued when the agent crashed: %s", len(handed), ", ".join(handed))
             try:
                 # The player lets each record go once it has been played, and the records of a partition
                 # are acknowledged in the order read, so the offset committed never passes a note not yet
                 # played, however long the playout buffer holds it.
-                in_order = InOrderAcks()
+                in_order = self.acks
                 partitions = self.song_partitions
                 async for event in events:
                     tp = event.message.tp
@@ -109,6 +118,15 @@ class Stage:
                     player.handle(event.value, done=in_order.track(tp, event.ack), position=(tp, event.message.offset))
                     if len(partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
                         partitions.keep_only(playing_songs(player))
+            except Exception:
+                # Faust restarts a crashed agent. Dropped, what is queued would never be acknowledged and
+                # its partitions' commits would stop until the worker restarts; acknowledged unplayed, it
+                # would be lost. The next run's player plays it, on the same clock.
+                self.handed_over = player.hand_over()
+                if self.handed_over:
+                    logger.warning("the agent crashed; %d song(s) still queued are handed to its next run: %s",
+                                   len(self.handed_over), ", ".join(self.handed_over))
+                raise
             finally:
                 self.commit_listeners.remove(player.resume_points.committed)
                 self.players.remove(player)

@@ -29,6 +29,12 @@ class Playout(Protocol):
     def close(self, song: str) -> None:
         """Let go what waits for ``song``: its records are let go, its events not played."""
 
+    def hand_over(self) -> dict[str, SongQueue]:
+        """Stop playing and give up every song's queue whole, records unfinished, for another player."""
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        """Play a queue another player handed over, on its own clock (its anchor and slots)."""
+
     async def stop(self) -> None:
         """Cancel what waits, everywhere."""
 
@@ -53,6 +59,12 @@ class LivePlayout:
 
     def close(self, song: str) -> None:
         pass
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        return {}  # nothing waits: a live record is played before it is let go
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        raise TypeError("a live player has no clock to play a buffered queue on")
 
     async def stop(self) -> None:
         pass
@@ -142,6 +154,23 @@ class BufferedPlayout:
         pending, queue.pending = queue.pending, deque()
         for _, _, record in pending:
             record.finished_one()
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        """Stop every song's task and give up its queue, every record still unfinished (the agent
+        crashed: the player Faust's restarted agent makes plays them, acknowledging them as it does)."""
+        queues, self.queues = self.queues, {}
+        for queue in queues.values():
+            if queue.task is not None and queue.task is not asyncio.current_task():
+                queue.task.cancel()
+            queue.task = None
+        return queues
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        """Play ``queue``, handed over by another player: its events keep their slots, so the song goes
+        on where it was on the clock, and its records are let go here as they play."""
+        self.queues[song] = queue
+        queue.task = asyncio.get_running_loop().create_task(self._play(song, queue))
+        queue.arrived.set()
 
     async def stop(self) -> None:
         tasks = [queue.task for queue in self.queues.values() if queue.task is not None]

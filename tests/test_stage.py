@@ -112,6 +112,17 @@ async def until(condition, timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
+class CrashOfTheAgent(Exception):
+    """An exception escaping the agent's loop, as a bug would raise it."""
+
+
+async def crashing_after(*events: Event):
+    for event in events:
+        yield event
+    await asyncio.sleep(0.05)
+    raise CrashOfTheAgent("the agent crashed")
+
+
 async def test_a_song_abandoned_on_a_failing_output_lets_its_records_go_and_its_partition_is_acknowledged_past_them(
         port_backend):
     # Song a fails on its second note with two records still queued; song b's records, read after them
@@ -136,3 +147,64 @@ async def test_a_song_abandoned_on_a_failing_output_lets_its_records_go_and_its_
     assert acknowledged == [0, 1, 2, 3], "the partition's acknowledged offset stopped at the abandoned song"
     # The two songs' first notes share a slot: either may sound first.
     assert sorted(note_ons(port_backend)) == [[0x90, 60, 90], [0x91, 40, 90]]
+
+
+async def test_a_crash_of_the_agent_hands_its_queued_songs_to_the_next_run_which_plays_them_on_time_and_lets_them_go(
+        port_backend):
+    # Faust restarts a crashed agent (a new run of Stage.play); the records queued in the old run's
+    # player were dropped unacknowledged, so the partition's commits stopped until the worker restarted.
+    table: dict[str, int] = {}
+    stage = Stage(BUFFERED, table, [])
+    partition = TP("midi", 0)
+    acknowledged: list[int] = []
+    records = [song_record("a", 0, [(0.0, [0x90, 60, 90]), (0.5, [0x90, 61, 90])]),
+               song_record("a", 2, [(0.6, [0x90, 62, 90])])]
+    with pytest.raises(CrashOfTheAgent):
+        await stage.play(crashing_after(*(Event(value, b"a", Message(partition, offset), acknowledged)
+                                          for offset, value in enumerate(records))))
+    assert note_ons(port_backend) == [[0x90, 60, 90]], "the crash came after the first note only"
+    assert acknowledged == []
+
+    # The next run reads on: song b, played at once, must still be acknowledged after a's records.
+    finish = asyncio.Event()
+    restarted = asyncio.create_task(stage.play(events_of(
+        Event(song_record("b", 0, [(0.0, [0x91, 40, 90])]), b"b", Message(partition, 2), acknowledged),
+        Event(end_record("a", 3, 0.6), b"a", Message(partition, 3), acknowledged), then=finish)))
+    await until(lambda: len(acknowledged) == 4, timeout=2.0)
+    finish.set()
+    await restarted
+
+    assert sorted(note_ons(port_backend)) == [[0x90, 60, 90], [0x90, 61, 90], [0x90, 62, 90], [0x91, 40, 90]]
+    assert acknowledged == [0, 1, 2, 3]
+    assert table == {"a": 3, "b": 0}
+    played = {tuple(entry["bytes"]): entry["time"] for entry in read_recording(port_backend)}
+    # On the song's own clock: 0.5 s after its first note, not whenever the next run began.
+    assert played[(0x90, 61, 90)] - played[(0x90, 60, 90)] == pytest.approx(0.5, abs=0.03)
+
+
+class CrashingObserver:
+    """Told of what is played; raises on the chord holding ``note``, from inside the agent's loop."""
+
+    def __init__(self, note: int) -> None:
+        self.note = note
+
+    def played(self, chord, played_at: float) -> None:
+        if any(event.message[1] == self.note for event in chord):
+            raise CrashOfTheAgent(f"observer refused note {self.note}")
+
+    def finished(self, summary: dict) -> None:
+        pass
+
+
+async def test_the_record_the_agent_crashed_on_is_let_go_so_the_next_runs_records_are_acknowledged():
+    stage = Stage(NOTES, {}, [], observer=CrashingObserver(note=61))
+    partition = TP("midi", 0)
+    acknowledged: list[int] = []
+    with pytest.raises(CrashOfTheAgent):
+        await stage.play(events_of(
+            Event(song_record("a", 0, [(0.0, [0x90, 60, 90])]), b"a", Message(partition, 0), acknowledged),
+            Event(song_record("a", 1, [(0.1, [0x90, 61, 90])]), b"a", Message(partition, 1), acknowledged)))
+
+    await stage.play(events_of(
+        Event(song_record("a", 2, [(0.2, [0x90, 62, 90])]), b"a", Message(partition, 2), acknowledged)))
+    assert acknowledged == [0, 1, 2], "the record the agent crashed on held its partition's acknowledgements"
