@@ -36,6 +36,9 @@ class SongPartitions:
     def songs_not_in(self, assigned: set[TP]) -> list[str]:
         return [song for song, tp in self.partition_of.items() if tp not in assigned]
 
+    def songs_in(self, partitions: set[TP]) -> list[str]:
+        return [song for song, tp in self.partition_of.items() if tp in partitions]
+
     def keep_only(self, songs: set[str]) -> None:
         self.partition_of = {song: tp for song, tp in self.partition_of.items() if song in songs}
 
@@ -136,17 +139,45 @@ class Stage:
         """Release the songs whose partition now belongs to another worker, which plays the rest of them.
 
         Done on assignment rather than on revocation: a rebalance revokes every partition first, and the
-        songs of partitions that stay here must keep sounding.
+        songs of partitions that stay here keep sounding (live songs, and buffered ones with nothing
+        queued; a buffered song's queue is let go at the revoke, see :meth:`let_go_revoked`).
         """
         moved = self.song_partitions.songs_not_in(assigned)
         for player in self.players:
             released = [song for song in moved if song in player.outputs.sounding or song in player.queues]
             for song in released:
-                player.abandon(song)
+                # Its records belong to the new owner, which reads again what was not committed.
+                player.abandon(song, acknowledge=False)
             if released:
                 logger.info("released %d song(s) whose partition moved to another worker: %s",
                             len(released), ", ".join(released))
         self.song_partitions.keep_only(set().union(*map(playing_songs, self.players)) - set(moved))
+
+    def let_go_revoked(self, revoked: set[TP]) -> list[str]:
+        """Stop at once the buffered songs queued on ``revoked`` partitions, releasing their notes, and
+        acknowledge nothing more of those partitions' records; what was played is saved. Returns the
+        songs let go.
+
+        Faust would otherwise wait, before the group may rebalance, for every record read to be
+        acknowledged: for a buffered backlog, until all of it had played, longer than the rebalance
+        timeout. Their next owner (another worker, or this one again if the partition stays) reads the
+        unacknowledged records again and resumes each song after its last seq played (the table).
+        """
+        songs = set(self.song_partitions.songs_in(revoked))
+        let_go: list[str] = []
+        for player in self.players:
+            for song in [song for song in player.queues if song in songs]:
+                player.abandon(song, acknowledge=False)
+                let_go.append(song)
+            player.resume_points.save()
+        for song in [song for song in self.handed_over if song in songs]:
+            del self.handed_over[song]
+            let_go.append(song)
+        self.acks.forget(revoked)
+        if let_go:
+            logger.info("let go %d song(s) queued on revoked partitions, for their next owner to resume: %s",
+                        len(let_go), ", ".join(let_go))
+        return let_go
 
     def status_lines(self, fetches: dict[str, int] | None) -> list[str]:
         """The status line of each player, and one of the worker's load (``fetches``: by fetch wait)."""

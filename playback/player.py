@@ -163,11 +163,12 @@ class Player:
             self.observer.played(tuple(chord), played_at)
         chord.clear()
 
-    def abandon(self, song: str) -> None:
+    def abandon(self, song: str, acknowledge: bool = True) -> None:
         """Stop a song without finishing it (its partition moved, or its output failed): let go what
         is queued for it and release its notes. Its events arriving again start it afresh, after its
-        resume point."""
-        self.playout.close(song)
+        resume point. With ``acknowledge`` False the records of what was queued stay unacknowledged
+        (its partition was revoked: the next owner reads them again, from the last offset committed)."""
+        self.playout.close(song, acknowledge)
         self.songs.pop(song, None)
         self.outputs.release(song)
 

@@ -208,3 +208,35 @@ async def test_the_record_the_agent_crashed_on_is_let_go_so_the_next_runs_record
     await stage.play(events_of(
         Event(song_record("a", 2, [(0.2, [0x90, 62, 90])]), b"a", Message(partition, 2), acknowledged)))
     assert acknowledged == [0, 1, 2], "the record the agent crashed on held its partition's acknowledgements"
+
+
+async def test_a_revoke_lets_the_revoked_partitions_queued_songs_go_at_once_silenced_and_unacknowledged(port_backend):
+    # Faust waits, before the group may rebalance, for every record read to be acknowledged; a buffered
+    # backlog is acknowledged only as it plays. Revoked, a partition's queued songs stop at once, their
+    # notes released; their records stay unacknowledged, for the next owner to read again.
+    table: dict[str, int] = {}
+    stage = Stage(BUFFERED, table, [])
+    revoked, kept = TP("midi", 0), TP("midi", 1)
+    acknowledged: list[int] = []
+    finish = asyncio.Event()
+    playing = asyncio.create_task(stage.play(events_of(
+        Event(song_record("goes", 0, [(0.0, [0x90, 60, 90]), (0.3, [0x90, 61, 90])]), b"goes",
+              Message(revoked, 10), acknowledged),
+        Event(song_record("stays", 0, [(0.0, [0x91, 40, 90]), (0.3, [0x91, 41, 90])]), b"stays",
+              Message(kept, 20), acknowledged),
+        then=finish)))
+    await until(lambda: len(note_ons(port_backend)) == 2, timeout=2.0)
+
+    assert stage.let_go_revoked({revoked}) == ["goes"]
+    await until(lambda: 20 in acknowledged, timeout=2.0)
+    await asyncio.sleep(0.1)
+    finish.set()
+    await playing
+
+    assert acknowledged == [20], "only the record of the partition kept may be acknowledged"
+    assert table == {"goes": 0, "stays": 1}, "what was played before the revoke must be saved for the next owner"
+    played = [entry["bytes"] for entry in read_recording(port_backend)]
+    assert [0x90, 61, 90] not in played, "a revoked partition's song played on"
+    assert [0x91, 41, 90] in played
+    released = played[played.index([0x90, 60, 90]):]
+    assert [0x80, 60, 64] in released or [0x90, 60, 0] in released, "the revoked song's note was left sounding"
