@@ -25,6 +25,12 @@ app = MidiFaustApp(
     broker_rebalance_timeout=settings.rebalance_timeout,
     broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     topic_disable_leader=True,
+    # Faust waits, before a rebalance may go on (and while stopping), for every record it handed the
+    # agent to be acknowledged: a buffered backlog acknowledges its records only as they play, so a
+    # rebalance waited for all of it, past the rebalance timeout. The agent lets the revoked partitions'
+    # queued songs go instead, unacknowledged (agents/player.py), and the table tells their next owner
+    # where to resume.
+    stream_wait_empty=False,
     # Only the worker serves the web (--without-web skips it); on loopback unless MIDI_WEB_BIND or -b says.
     web_enabled=False,
     web_bind=settings.web_bind,
