@@ -222,7 +222,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
     parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
     parser.add_argument("--together", action="store_true",
-                        help="play the modes at the same time, each with its own broker, instead of one after the other")
+                        help="play the modes at the same time, each with its own broker, "
+                             "instead of one after the other")
     args = parser.parse_args()
     # A soak stopped early still stops its broker, worker and producer (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -235,7 +236,8 @@ def main() -> None:
         # Each mode on a broker of its own (the worker's group and table are named by the app, so two
         # workers on one broker would share them), all at once: an hour soak of both modes takes an hour.
         results: dict[str, list[dict]] = {}
-        threads = [threading.Thread(target=lambda mode=mode: results.update({mode: soak_on_own_broker(args, mode, folder)}))
+        threads = [threading.Thread(
+                       target=lambda mode=mode: results.update({mode: soak_on_own_broker(args, mode, folder)}))
                    for mode in modes]
         for thread in threads:
             thread.start()
