@@ -86,6 +86,8 @@ def check_login(bootstrap_servers: str, security: BrokerSecurity, options: dict[
                 timeout: float = LOGIN_CHECK_TIMEOUT) -> str | None:
     """``refused_login`` from code that is not running an event loop, or must not touch the one it has
     (a worker being built): on a loop of its own, in a thread of its own."""
+    if security.protocol is SecurityProtocol.PLAINTEXT:
+        return None
     result: list[str | None] = []
     failure: list[BaseException] = []
 
