@@ -77,6 +77,17 @@ async def refused_login(bootstrap_servers: str, security: BrokerSecurity, option
         except (OSError, asyncio.TimeoutError, errors.KafkaError) as exc:
             problem = problem or login_problem(exc, security, address)
             continue
+        except KeyError as exc:
+            if not security.sasl_mechanism.value.startswith("SCRAM-"):
+                raise
+            # A SCRAM server that refuses the login ends with "e=unknown-user" (or "e=invalid-proof") where
+            # its signature "v=..." would be (RFC 5802, 7); aiokafka 0.14 reads only "v" and raises
+            # KeyError('v') (aiokafka/conn.py, ScramAuthenticator.process_server_final_message), which its
+            # client does not catch either. Measured against the embedded Tansu with --authentication.
+            refusal = errors.SaslAuthenticationFailed(f"the broker's last SCRAM message was an error, not its "
+                                                      f"signature (aiokafka: KeyError {exc})")
+            problem = problem or login_problem(refusal, security, address)
+            continue
         connection.close()
         return None
     return problem
