@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Mapping
 
+from config.errors import SettingsError
+from config.security import BrokerSecurity
+
 DEFAULT_VIRTUAL_PORT_NAME = "midivirtualoutput"
 OUTPUT_KINDS = ("port", "log", "null", "synth", "wav", "mid")
 OUTPUT_KINDS_WITH_PATH = ("wav", "mid")
@@ -30,10 +33,6 @@ class KeyBy(str, Enum):
     SONG = "song"
     CHANNEL = "channel"
     TRACK = "track"
-
-
-class SettingsError(ValueError):
-    """A setting's value cannot be used; the message names the variable."""
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -174,6 +173,8 @@ class Settings:
     web_client_queue: int = 100
     # How often the end offsets of the notes topic's partitions are asked of the broker, for the lag.
     lag_interval: float = 1.0
+    # TLS and SASL for every connection to the brokers, both commands' (config/security.py).
+    security: BrokerSecurity = BrokerSecurity()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -214,6 +215,7 @@ class Settings:
             web_interval=_number(env, "MIDI_WEB_INTERVAL", cls.web_interval, float, 0.01),
             web_client_queue=int(_number(env, "MIDI_WEB_CLIENT_QUEUE", cls.web_client_queue, int, 1)),
             lag_interval=_number(env, "MIDI_LAG_INTERVAL", cls.lag_interval, float, 0.1),
+            security=BrokerSecurity.from_env(env),
         )
 
     @property

@@ -23,10 +23,10 @@ from logs.terminal import logging_to_terminal
 from models.midi_event import InvalidEvent, MidiEvent
 from outputs import OutputSet
 from playback.decoder import RecordDecoder
-from playback.playout import BufferedPlayout, LivePlayout, Playout
+from playback.playout import BufferedPlayout, LivePlayout, Playout, SongQueue
 from playback.resume import RecordProgress, ResumePoints
 from playback.song_book import SongBook
-from playback.stats import readable_summary
+from playback.stats import SongStats, readable_summary
 
 logger = logging.getLogger(__name__)
 
@@ -133,18 +133,23 @@ class Player:
         # what it looks up is looked up once.
         arrive, take, max_lateness = self.book.arrive, self.playout.take, self.max_lateness
         now = time.time()
-        for event in events:
-            stats = arrive(event)
-            if stats is None:
-                continue  # a copy, or the end of a song an earlier worker finished
-            stats.partition = partition
-            if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
-                stats.dropped += 1
-                record.handled(event)
-                continue
-            take(event, stats, record, chord)
-        self.play_chord(chord, record)
-        record.finished_one()
+        try:
+            for event in events:
+                stats = arrive(event)
+                if stats is None:
+                    continue  # a copy, or the end of a song an earlier worker finished
+                stats.partition = partition
+                if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
+                    stats.dropped += 1
+                    record.handled(event)
+                    continue
+                take(event, stats, record, chord)
+            self.play_chord(chord, record)
+        finally:
+            # Also when this record crashed the agent: it is let go once what of it was scheduled has
+            # played (the rest of it counts as lost in its song), instead of holding its partition's
+            # commits until the worker restarts.
+            record.finished_one()
 
     def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
@@ -171,13 +176,30 @@ class Player:
             self.observer.played(tuple(chord), played_at)
         chord.clear()
 
-    def abandon(self, song: str) -> None:
+    def abandon(self, song: str, acknowledge: bool = True) -> None:
         """Stop a song without finishing it (its partition moved, or its output failed): let go what
         is queued for it and release its notes. Its events arriving again start it afresh, after its
-        resume point."""
-        self.playout.close(song)
+        resume point. With ``acknowledge`` False the records of what was queued stay unacknowledged
+        (its partition was revoked: the next owner reads them again, from the last offset committed)."""
+        self.playout.close(song, acknowledge)
         self.songs.pop(song, None)
         self.outputs.release(song)
+
+    def hand_over(self) -> dict[str, tuple[SongStats, SongQueue]]:
+        """Stop playing the buffered songs and give up each one's stats and queue, records unfinished,
+        for the player that takes over (:meth:`take_over`) when Faust restarts a crashed agent."""
+        return {song: (self.songs.pop(song), queue) for song, queue in self.playout.hand_over().items()}
+
+    def take_over(self, handed: dict[str, tuple[SongStats, SongQueue]]) -> None:
+        """Play on the songs another player handed over: same stats, same slots; their records are let
+        go here as their events play, and their resume points noted here."""
+        for song, (stats, queue) in handed.items():
+            self.book.songs[song] = stats
+            for _, _, record in queue.pending:
+                record.resume_points = self.resume_points
+            self.playout.adopt(song, queue)
+        if handed:
+            self._watch_idle_songs()
 
     def finish(self, song: str, ended: str = ENDED_BY_END_EVENT, record: RecordProgress | None = None) -> dict:
         """Release what the song left sounding and log its summary. ``record``: the one holding its end

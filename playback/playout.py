@@ -36,8 +36,15 @@ class Playout(Protocol):
     def waiting(self, song: str) -> bool:
         """Whether events of ``song`` wait for their slot."""
 
-    def close(self, song: str) -> None:
-        """Let go what waits for ``song``: its records are let go, its events not played."""
+    def close(self, song: str, acknowledge: bool = True) -> None:
+        """Let go what waits for ``song``, its events not played: its records are acknowledged, or with
+        ``acknowledge`` False left unacknowledged, for whoever reads them next."""
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        """Stop playing and give up every song's queue whole, records unfinished, for another player."""
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        """Play a queue another player handed over, on its own clock (its anchor and slots)."""
 
     async def stop(self) -> None:
         """Cancel what waits, everywhere."""
@@ -61,8 +68,14 @@ class LivePlayout:
     def waiting(self, song: str) -> bool:
         return False
 
-    def close(self, song: str) -> None:
+    def close(self, song: str, acknowledge: bool = True) -> None:
         pass
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        return {}  # nothing waits: a live record is played before it is let go
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        raise TypeError("a live player has no clock to play a buffered queue on")
 
     async def stop(self) -> None:
         pass
@@ -187,18 +200,39 @@ class BufferedPlayout:
         queue = self.queues.get(song)
         return queue is not None and bool(queue.pending)
 
-    def close(self, song: str) -> None:
+    def close(self, song: str, acknowledge: bool = True) -> None:
         """Stop the song's task and let go the records of the events still waiting, the one waiting for
         its slot included: held back, they would stall the partition's offset commits for good. Their
-        events are not saved as played, so a worker reading them again plays them."""
+        events are not saved as played, so a worker reading them again plays them.
+
+        With ``acknowledge`` False their records are dropped unacknowledged instead (a revoked
+        partition: its next owner reads them again, so the group's commit must not pass them)."""
         queue = self.queues.pop(song, None)
         if queue is None:
             return
         if queue.task is not None and queue.task is not asyncio.current_task():
             queue.task.cancel()
         pending, queue.pending = queue.pending, deque()
-        for _, _, record in pending:
-            record.finished_one()
+        if acknowledge:
+            for _, _, record in pending:
+                record.finished_one()
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        """Stop every song's task and give up its queue, every record still unfinished (the agent
+        crashed: the player Faust's restarted agent makes plays them, acknowledging them as it does)."""
+        queues, self.queues = self.queues, {}
+        for queue in queues.values():
+            if queue.task is not None and queue.task is not asyncio.current_task():
+                queue.task.cancel()
+            queue.task = None
+        return queues
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        """Play ``queue``, handed over by another player: its events keep their slots, so the song goes
+        on where it was on the clock, and its records are let go here as they play."""
+        self.queues[song] = queue
+        queue.task = asyncio.get_running_loop().create_task(self._play(song, queue))
+        queue.arrived.set()
 
     async def stop(self) -> None:
         tasks = [queue.task for queue in self.queues.values() if queue.task is not None]

@@ -23,6 +23,8 @@ from producer.passes import Passes, new_song_id, publish_passes
 from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, ensure_topic, kafka_producer, padding
 from producer.songs import find_midi_files, read_song
 from producer.stopping import StopRequest
+from security.credentials import aiokafka_options
+from security.login import refused_login
 from terminal.progress import SongProgress
 
 # aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
@@ -84,10 +86,16 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
     read = partial(read_song, max_file_bytes=settings.max_file_bytes, max_song_seconds=settings.max_song_seconds,
                    max_song_events=settings.max_song_events, with_tracks=key_by is KeyBy.TRACK)
     stop = StopRequest()
+    # The worker's TLS and SASL (midi_app.py), for the producer's own clients.
+    security = aiokafka_options(app.conf.broker_credentials)
+    refused = await refused_login(bootstrap_servers, settings.security, security)
+    if refused:
+        say(f"error: {refused}")
+        return 2
     await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas,
-                       timeout=settings.producer_timeout)
+                       timeout=settings.producer_timeout, **security)
     async with kafka_producer(bootstrap_servers, timeout=settings.producer_timeout,
-                              max_request_size=MAX_REQUEST_BYTES) as producer:
+                              max_request_size=MAX_REQUEST_BYTES, **security) as producer:
         broker_log.publishing = True
         # Until here a signal interrupts at once, as it always did: nothing has been sent.
         with stop.handling_signals(), SongProgress(sys.stderr) as view:

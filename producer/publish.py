@@ -67,13 +67,14 @@ class SongReport:
 
 
 async def ensure_topic(bootstrap_servers: str, name: str, partitions: int, replicas: int, *,
-                       timeout: float = Settings.producer_timeout) -> None:
+                       timeout: float = Settings.producer_timeout, **security) -> None:
     """Create the notes topic as declared, so nothing is produced into an auto-created default.
 
-    A broker that does not answer within ``timeout`` seconds raises KafkaConnectionError.
+    A broker that does not answer within ``timeout`` seconds raises KafkaConnectionError. ``security`` is
+    aiokafka's TLS and SASL arguments (security/credentials.py), as for the producer.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=round(timeout * 1000),
-                                retry_backoff_ms=RETRY_BACKOFF_MS)
+                                retry_backoff_ms=RETRY_BACKOFF_MS, **security)
     await admin.start()
     try:
         # A broker without CreateTopics (librdkafka's mock cluster) has its topics made beforehand.
@@ -99,7 +100,8 @@ async def started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
 @asynccontextmanager
 async def kafka_producer(bootstrap_servers: str, *, timeout: float = Settings.producer_timeout,
                          **options) -> AsyncIterator[AIOKafkaProducer]:
-    """An acks=all producer, idempotent where the broker allows; flushed and stopped on exit.
+    """An acks=all producer, idempotent where the broker allows; flushed and stopped on exit. ``options``
+    go to AIOKafkaProducer: its TLS and SASL arguments (security/credentials.py) among them.
 
     ``timeout`` (seconds) bounds each request and, aiokafka measuring a record's delivery time with
     the same value, how long a record is retried before its future fails: a connection cut or a

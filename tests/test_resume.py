@@ -83,3 +83,20 @@ def test_a_finished_song_leaves_the_table_once_the_group_commits_past_the_record
     points.committed({"midi-1": 6})
     assert table == {"playing": 3}
     assert points.forgotten == 2
+
+
+def test_a_revoked_partition_s_records_read_so_far_are_never_acknowledged_and_later_ones_are_tracked_afresh():
+    acknowledged: list[tuple[str, int]] = []
+    acks = InOrderAcks()
+    queued = acks.track("p0", lambda: acknowledged.append(("p0", 0)))
+    played = acks.track("p0", lambda: acknowledged.append(("p0", 1)))
+    other = acks.track("p1", lambda: acknowledged.append(("p1", 0)))
+
+    acks.forget(["p0"])
+    played()
+    queued()
+    assert acknowledged == [], "a revoked partition's record was acknowledged: the group could commit past it"
+    again = acks.track("p0", lambda: acknowledged.append(("p0", "read again")))
+    again()
+    other()
+    assert acknowledged == [("p0", "read again"), ("p1", 0)]
