@@ -10,15 +10,20 @@ from config.settings import Settings, SettingsError
 from adjustments.app import MidiFaustApp
 from adjustments.raw_table_keys import with_raw_keys
 from models.resume_point import ResumePoint
+from security.credentials import faust_credentials
 
 try:
     settings = Settings.from_env()
+    # TLS and SASL for every client Faust makes (config/security.py); the CA and client certificate are read here.
+    broker_credentials = faust_credentials(settings.security)
 except SettingsError as exc:
     raise SystemExit(f"midi_app: {exc}") from None
 
 app = MidiFaustApp(
     "midi_app",
     broker=settings.broker_url,
+    broker_credentials=broker_credentials,
+    security=settings.security,
     fetch_waits=FetchWaits(live_ms=settings.fetch_wait_ms, idle_ms=settings.idle_fetch_wait_ms,
                            catch_up_ms=settings.catch_up_fetch_wait_ms, idle_after=settings.idle_after),
     # A new worker group starts at the beginning of what the topic holds, so no song is missed.
@@ -27,6 +32,15 @@ app = MidiFaustApp(
     broker_rebalance_timeout=settings.rebalance_timeout,
     broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     topic_disable_leader=True,
+    # Faust waits, before a rebalance may go on (and while stopping), for every record it handed the
+    # agent to be acknowledged: a buffered backlog acknowledges its records only as they play, so a
+    # rebalance waited for all of it, past the rebalance timeout. The agent lets the revoked partitions'
+    # queued songs go instead, unacknowledged (agents/player.py), and the table tells their next owner
+    # where to resume.
+    stream_wait_empty=False,
+    # The table's changelog is replicated as the notes topic is: Faust's default of 1 could not be written
+    # with acks from all replicas on a cluster whose min.insync.replicas is 2 (docker-compose.yml's cluster).
+    topic_replication_factor=settings.topic_replicas,
     # Only the worker serves the web (--without-web skips it); on loopback unless MIDI_WEB_BIND or -b says.
     web_enabled=False,
     web_bind=settings.web_bind,

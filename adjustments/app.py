@@ -20,7 +20,10 @@ from adjustments import (changelog_pause, commits, fetch_wait, flow_control, pag
                          raw_table_keys, reachability, thread_close)
 from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
+from config.security import BrokerSecurity
 from playback.gc_pauses import freeze_what_exists
+from security.credentials import aiokafka_options
+from security.login import check_login
 
 # Faust's consumer runs in a thread of its own; with Python's default 5 ms GIL switch interval a
 # note due now can wait that long behind it, ruining sub-millisecond scheduling.
@@ -58,16 +61,17 @@ class Transport(faust_aiokafka.Transport):
 
 
 class MidiWorker(faust.Worker):
-    """Faust's worker: refuses to start when an adjustment would break, switches the GIL more often
+    """Faust's worker: refuses to start when an adjustment would break or the brokers refuse its TLS or
+    login (security/login.py), switches the GIL more often
     (here, for the worker command only: produce-midi leaves the interpreter as it is), freezes what it
     made while starting out of later garbage collections (playback/gc_pauses.py), and reports an
     unreachable broker through the app's outage log."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        problem = check(ADJUSTMENTS)
+    def __init__(self, app: "MidiFaustApp", *args, **kwargs) -> None:
+        problem = check(ADJUSTMENTS) or app.refused_login()
         if problem:
             raise SystemExit(f"midi_app worker: {problem}")
-        super().__init__(*args, **kwargs)
+        super().__init__(app, *args, **kwargs)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
     async def on_startup_finished(self) -> None:
@@ -90,13 +94,16 @@ class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):
     worker reports an unreachable broker in a few lines, whose commits the app can listen to, and whose
     web server leaves ``/`` to the app's page (adjustments.page_at_root)."""
 
-    def __init__(self, *args, fetch_waits: fetch_wait.FetchWaits, **kwargs) -> None:
+    def __init__(self, *args, fetch_waits: fetch_wait.FetchWaits, security: BrokerSecurity | None = None,
+                 **kwargs) -> None:
         self.fetch_waits = fetch_waits
+        # The settings behind broker_credentials, for lines naming the one to fix.
+        self.security = security or BrokerSecurity()
         # The consumer's, once its thread exists; counts the fetches by wait for the status line.
         self.fetch_wait: fetch_wait.AdaptiveFetchWait | None = None
         super().__init__(*args, Worker=MidiWorker, **kwargs)
-        brokers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
-        self.broker_outage_log = BrokerOutageLog(brokers)
+        self.bootstrap_servers = ",".join(f"{url.host}:{url.port}" for url in self.conf.broker_consumer)
+        self.broker_outage_log = BrokerOutageLog(self.bootstrap_servers)
         # Called with {partition: next offset to read} after each commit the broker accepted.
         self.commit_listeners: list[Callable[[Mapping[TP, int]], None]] = []
         # Called once the worker's options are known (--with-web/--without-web included) and before its
@@ -109,6 +116,11 @@ class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):
         for setup in setups:
             setup()
         return super().on_init_dependencies()
+
+    def refused_login(self) -> str | None:
+        """The line naming the setting to fix when the brokers refuse this app's TLS or login; None when one
+        accepts it, none answers, or there is nothing to check (PLAINTEXT)."""
+        return check_login(self.bootstrap_servers, self.security, aiokafka_options(self.conf.broker_credentials))
 
     def tell_committed(self, offsets: Mapping[TP, int]) -> None:
         for listener in list(self.commit_listeners):

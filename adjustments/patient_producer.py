@@ -2,7 +2,9 @@
 during an outage, and looks a topic up before asking to create it.
 
 - A worker whose broker is not up yet crashed at start with a 40-line traceback (Faust's
-  ``Producer.on_start`` raises KafkaConnectionError); it now says so in one line and tries again.
+  ``Producer.on_start`` raises KafkaConnectionError); it now says so in one line and tries again, unless
+  a broker answers but refuses its TLS or login (security/login.py): waiting would not change that, and
+  the worker stops in one line naming the setting to fix.
 - aiokafka retries a write for producer_request_timeout (20 minutes by default), and a worker stopping
   flushes first: with the broker unreachable, what is not written yet cannot be. Its stop fails the
   writes still pending (``AIOKafkaProducer._message_accumulator.fail_all``), or aiokafka's stop waits
@@ -22,6 +24,8 @@ from faust.transport.drivers.aiokafka import Producer as FaustProducer
 
 from logs.broker_log import describe
 from adjustments.tripwire import Adjustment, Touch
+from security.credentials import aiokafka_options
+from security.login import refused_login
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,11 @@ class PatientProducer:
                 return
             except KafkaConnectionError as exc:
                 await self._producer.stop()
+                # aiokafka raises the same error for a broker that refused the TLS handshake or the login.
+                refused = await refused_login(self.app.bootstrap_servers, self.app.security,
+                                              aiokafka_options(self.app.conf.broker_credentials))
+                if refused:
+                    raise SystemExit(f"midi_app worker: {refused}") from None
                 line = self.app.broker_outage_log.notice(f"{describe(exc)}; next attempt in {BROKER_RETRY_SECONDS:g} s")
                 if line is not None:
                     logger.warning(line)

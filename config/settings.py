@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Mapping
 
+from config.errors import SettingsError
+from config.security import BrokerSecurity
+
 DEFAULT_VIRTUAL_PORT_NAME = "midivirtualoutput"
 OUTPUT_KINDS = ("port", "log", "null", "synth", "wav", "mid")
 OUTPUT_KINDS_WITH_PATH = ("wav", "mid")
@@ -23,8 +26,13 @@ class PlaybackMode(str, Enum):
     BUFFERED = "buffered"
 
 
-class SettingsError(ValueError):
-    """A setting's value cannot be used; the message names the variable."""
+class KeyBy(str, Enum):
+    """What produce-midi keys a song's events by: the whole song, or each part of it (its events on one
+    MIDI channel, or from one track of the file) as a key of its own, so the parts spread over partitions."""
+
+    SONG = "song"
+    CHANNEL = "channel"
+    TRACK = "track"
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -71,6 +79,14 @@ def _playback(env: Mapping[str, str]) -> PlaybackMode:
         raise SettingsError(f"MIDI_PLAYBACK={mode!r}: choose live or buffered") from None
 
 
+def _key_by(env: Mapping[str, str]) -> KeyBy:
+    value = _text(env, "MIDI_KEY_BY", KeyBy.SONG.value)
+    try:
+        return KeyBy(value)
+    except ValueError:
+        raise SettingsError(f"MIDI_KEY_BY={value!r}: choose song, channel or track") from None
+
+
 def _virtual_port(env: Mapping[str, str]) -> str | None:
     value = env.get("MIDI_VIRTUAL_PORT", "").strip()
     if value in ("", "0"):
@@ -113,6 +129,15 @@ class Settings:
     # live plays on arrival; buffered plays at song start + score time + playout_delay.
     playback: PlaybackMode = PlaybackMode.LIVE
     playout_delay: float = 0.2
+    # Buffered, a part is played on its producer's clock (the song_start stamp): score time 0 at the
+    # stamp, each event at stamp + score time + playout_delay, so workers playing a song's parts play
+    # together. A part whose first event seen is further than this (seconds) behind its slot on that
+    # clock (a backlog, a song published with -s 0 before the worker started), or whose stamp is this
+    # far ahead of the worker's clock, is anchored on its first event seen instead, as events without
+    # a stamp are: played whole in the score's rhythm rather than all at once as late. Longer than a
+    # part's handover after a SIGKILL (session_timeout + ~2 s), so a part moved mid-song stays on the
+    # song's clock: its missed notes play at once, counted late, then it plays with the others again.
+    playout_clock_window: float = 15.0
     # None keeps every event however late it arrives.
     max_lateness: float | None = None
     # A record (a Kafka value) longer than this is skipped unparsed as invalid; produce-midi's own
@@ -136,6 +161,8 @@ class Settings:
     # produce-midi retries an unacknowledged record this long (seconds), riding out a short cut,
     # and gives up on a broker that cannot be reached or stops answering after as long.
     producer_timeout: float = 10.0
+    # produce-midi's key: each song whole (in one partition), or each part of it (--key-by).
+    key_by: KeyBy = KeyBy.SONG
     # The worker's web page, /metrics and /stats (web/): the address Faust's web server listens on.
     # The page shows what is played, so it is on loopback only unless asked (Faust's own default
     # is every interface); the worker's -b/--web-bind overrides it, --web-port moves it from 6066.
@@ -146,6 +173,8 @@ class Settings:
     web_client_queue: int = 100
     # How often the end offsets of the notes topic's partitions are asked of the broker, for the lag.
     lag_interval: float = 1.0
+    # TLS and SASL for every connection to the brokers, both commands' (config/security.py).
+    security: BrokerSecurity = BrokerSecurity()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -171,6 +200,7 @@ class Settings:
             status_interval=_number(env, "MIDI_STATUS_INTERVAL", cls.status_interval, float, 0.1),
             playback=playback,
             playout_delay=playout_delay,
+            playout_clock_window=_number(env, "MIDI_PLAYOUT_CLOCK_WINDOW", cls.playout_clock_window, float, 0),
             max_lateness=_number(env, "MIDI_MAX_LATENESS", None, float, 0),
             max_record_bytes=int(_number(env, "MIDI_MAX_RECORD_BYTES", cls.max_record_bytes, int, 1)),
             song_idle_timeout=_number(env, "MIDI_SONG_IDLE_TIMEOUT", cls.song_idle_timeout, float, 0),
@@ -180,10 +210,12 @@ class Settings:
             soundfont=env.get("MIDI_SOUNDFONT", "").strip() or None,
             synth_driver=env.get("MIDI_SYNTH_DRIVER", "").strip() or None,
             producer_timeout=_number(env, "MIDI_PRODUCER_TIMEOUT", cls.producer_timeout, float, 1),
+            key_by=_key_by(env),
             web_bind=_text(env, "MIDI_WEB_BIND", cls.web_bind),
             web_interval=_number(env, "MIDI_WEB_INTERVAL", cls.web_interval, float, 0.01),
             web_client_queue=int(_number(env, "MIDI_WEB_CLIENT_QUEUE", cls.web_client_queue, int, 1)),
             lag_interval=_number(env, "MIDI_LAG_INTERVAL", cls.lag_interval, float, 0.1),
+            security=BrokerSecurity.from_env(env),
         )
 
     @property

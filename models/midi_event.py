@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional, get_args
 
 import faust
 import mido
@@ -36,7 +36,14 @@ class MidiEvent(faust.Record, serializer=CODEC, include_metadata=False):
     song's event count and ``end=True``, so a consumer can tell how many events it should have seen.
     Times: ``score_time`` is seconds from the song's start in the score, which the producer played at
     ``speed_ratio`` (0: as fast as it could); ``sent_at`` is the producer's wall clock
-    (``time.time()``) when it sent the event, for measuring end-to-end latency.
+    (``time.time()``) when it sent the event, for measuring end-to-end latency; ``song_start`` is the
+    producer's wall clock when the song's score time 0 was due, the same in every event of the song (all
+    its parts), so workers playing its parts share one playout clock (playback/playout.py). None: a
+    producer from before it, whose events the worker anchors on the first one it sees.
+
+    ``song`` is the song id, or for one part of a song (``produce-midi --key-by channel|track``) the
+    part's key, ``<song id>/ch<N>`` or ``<song id>/tr<N>`` (part_key): sequence numbers, the end event,
+    dedupe and resume points all go by it, so each part is counted as a song of its own.
     """
 
     song: str
@@ -47,6 +54,8 @@ class MidiEvent(faust.Record, serializer=CODEC, include_metadata=False):
     end: bool = False
     speed_ratio: float = 1.0
     padding: str = ""
+    # Last: encode_events leaves it out, when None, by leaving out the last field.
+    song_start: float | None = None
 
     def to_message(self) -> mido.Message:
         """The mido message; raises InvalidEvent for bytes that are not a channel voice message."""
@@ -56,7 +65,7 @@ class MidiEvent(faust.Record, serializer=CODEC, include_metadata=False):
 FINITE = msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)
 # What the field types alone do not say; the message's bytes are checked after decoding (check_message).
 FIELD_LIMITS = {"seq": msgspec.Meta(ge=0), "score_time": FINITE, "sent_at": FINITE,
-                "speed_ratio": msgspec.Meta(ge=0, le=sys.float_info.max)}
+                "speed_ratio": msgspec.Meta(ge=0, le=sys.float_info.max), "song_start": FINITE}
 
 # Data bytes that follow each kind of channel voice status byte (high nibble).
 DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
@@ -99,7 +108,11 @@ def _wire_struct() -> type[msgspec.Struct]:
     fields = []
     for name, kind in MidiEvent._options.fields.items():
         if name in FIELD_LIMITS:
-            kind = Annotated[kind, FIELD_LIMITS[name]]
+            # An optional field's limits apply to its value: msgspec takes them on the number, not the union.
+            optional = type(None) in get_args(kind)
+            kind = Annotated[next(arg for arg in get_args(kind) if arg is not type(None)) if optional else kind,
+                             FIELD_LIMITS[name]]
+            kind = Optional[kind] if optional else kind
         default = MidiEvent._options.defaults.get(name, msgspec.NODEFAULT)
         fields.append((name, kind, default))
     return msgspec.defstruct("MidiEventWire", fields, namespace={
@@ -132,18 +145,40 @@ codecs.register(CODEC, MidiEventsCodec())
 
 
 def encode_events(song: str, first_seq: int, timed_messages: list[tuple[float, list[int]]], *, sent_at: float,
-                  speed_ratio: float, end: bool = False, padding: str = "") -> bytes:
+                  speed_ratio: float, end: bool = False, padding: str = "", song_start: float | None = None) -> bytes:
     """One Kafka value: the JSON array of consecutive events of ``song``, numbered from ``first_seq``.
 
-    Byte for byte what ``MidiEvent(...).dumps()`` of each event gives (the tests hold it to that).
-    ``padding`` goes in the first event. Not checked: what is sent is the sender's to get right (the
-    tests send bad values on purpose), what is read is checked when decoded.
+    Byte for byte what ``MidiEvent(...).dumps()`` of each event gives (the tests hold it to that), but
+    for a ``song_start`` of None, left out as producers before the field wrote their values (dumps()
+    writes null; both read back as None). ``padding`` goes in the first event. Not checked: what is
+    sent is the sender's to get right (the tests send bad values on purpose), what is read is checked
+    when decoded.
     """
+    fields = FIELDS if song_start is not None else FIELDS[:-1]
     return _encoder.encode([
-        dict(zip(FIELDS, (song, first_seq + offset, float(score_time), message, sent_at, end, float(speed_ratio),
-                          padding if offset == 0 else "")))
+        dict(zip(fields, (song, first_seq + offset, float(score_time), message, sent_at, end, float(speed_ratio),
+                          padding if offset == 0 else "", song_start)))
         for offset, (score_time, message) in enumerate(timed_messages)
     ])
+
+
+PART_KINDS = ("ch", "tr")
+_PART_KEY = re.compile(r"^(?P<song>.+)/(?P<part>(?:ch|tr)\d+)$")
+
+
+def part_key(song_id: str, kind: str, number: int) -> str:
+    """The key of one part of a song: ``<song id>/ch<N>`` (its events on MIDI channel N, 1-16) or
+    ``<song id>/tr<N>`` (its events from track N of the file, 0 first, as mido numbers them)."""
+    if kind not in PART_KINDS:
+        raise ValueError(f"a part is a channel (ch) or a track (tr), not {kind!r}")
+    return f"{song_id}/{kind}{number}"
+
+
+def split_part(key: str) -> tuple[str, str | None]:
+    """(song id, part) of a key on the notes topic: ``("a.mid@1a2b3c4d", "ch3")`` for a part's key,
+    ``(key, None)`` for a whole song's. Song ids are file names, which hold no ``/``."""
+    match = _PART_KEY.match(key)
+    return (match["song"], match["part"]) if match else (key, None)
 
 
 def _invalid(error: msgspec.ValidationError) -> InvalidEvent:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
 from typing import Callable, Hashable, MutableMapping, Protocol, Sequence
 
@@ -21,10 +23,10 @@ from logs.terminal import logging_to_terminal
 from models.midi_event import InvalidEvent, MidiEvent
 from outputs import OutputSet
 from playback.decoder import RecordDecoder
-from playback.playout import BufferedPlayout, LivePlayout, Playout
+from playback.playout import BufferedPlayout, LivePlayout, Playout, SongQueue
 from playback.resume import RecordProgress, ResumePoints
 from playback.song_book import SongBook
-from playback.stats import readable_summary
+from playback.stats import SongStats, readable_summary
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ INVALID_LOG_INTERVAL = 5.0
 # How a song ended, in its summary.
 ENDED_BY_END_EVENT = "end event"
 ENDED_IDLE = "idle"
+
+
+def worker_id() -> str:
+    """``host:pid``: which worker process played a song, across machines."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class PlayObserver(Protocol):
@@ -69,7 +76,8 @@ class Player:
         self.decoder = RecordDecoder(settings.max_record_bytes, settings.max_song_seconds)
         self.book = SongBook(self.resume_points, on_new_song=self._watch_idle_songs)
         buffered = PlaybackMode(settings.playback) is PlaybackMode.BUFFERED
-        self.playout: Playout = BufferedPlayout(self, settings.playout_delay) if buffered else LivePlayout(self)
+        self.playout: Playout = (BufferedPlayout(self, settings.playout_delay, settings.playout_clock_window)
+                                 if buffered else LivePlayout(self))
         self.max_lateness = settings.max_lateness
         self.song_idle_timeout = settings.song_idle_timeout
         self._idle_watch: asyncio.Task | None = None
@@ -78,6 +86,8 @@ class Player:
         self.observer = observer
         # The summary stays JSON for machines; a person reading the log on a terminal also gets it in words.
         self.readable_summaries = logging_to_terminal()
+        # Which worker played a song, in its summary: several may play the parts of one.
+        self.worker = worker_id()
 
     @property
     def songs(self):
@@ -114,6 +124,8 @@ class Player:
         for problem in problems:
             self._reject(raw, problem)
         record = RecordProgress(self.resume_points, done, position)
+        # The partition, for the summary: a TP from Faust (agents/stage.py), or a number from a caller.
+        partition = None if position is None else getattr(position[0], "partition", position[0])
         # Live, the record's events (a chord) are played together once all are checked, so its notes
         # leave back to back instead of each after the bookkeeping of the one before.
         chord: list[MidiEvent] = []
@@ -121,17 +133,23 @@ class Player:
         # what it looks up is looked up once.
         arrive, take, max_lateness = self.book.arrive, self.playout.take, self.max_lateness
         now = time.time()
-        for event in events:
-            stats = arrive(event)
-            if stats is None:
-                continue  # a copy, or the end of a song an earlier worker finished
-            if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
-                stats.dropped += 1
-                record.handled(event)
-                continue
-            take(event, stats, record, chord)
-        self.play_chord(chord, record)
-        record.finished_one()
+        try:
+            for event in events:
+                stats = arrive(event)
+                if stats is None:
+                    continue  # a copy, or the end of a song an earlier worker finished
+                stats.partition = partition
+                if max_lateness is not None and not event.end and now - event.sent_at > max_lateness:
+                    stats.dropped += 1
+                    record.handled(event)
+                    continue
+                take(event, stats, record, chord)
+            self.play_chord(chord, record)
+        finally:
+            # Also when this record crashed the agent: it is let go once what of it was scheduled has
+            # played (the rest of it counts as lost in its song), instead of holding its partition's
+            # commits until the worker restarts.
+            record.finished_one()
 
     def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
@@ -158,13 +176,30 @@ class Player:
             self.observer.played(tuple(chord), played_at)
         chord.clear()
 
-    def abandon(self, song: str) -> None:
+    def abandon(self, song: str, acknowledge: bool = True) -> None:
         """Stop a song without finishing it (its partition moved, or its output failed): let go what
         is queued for it and release its notes. Its events arriving again start it afresh, after its
-        resume point."""
-        self.playout.close(song)
+        resume point. With ``acknowledge`` False the records of what was queued stay unacknowledged
+        (its partition was revoked: the next owner reads them again, from the last offset committed)."""
+        self.playout.close(song, acknowledge)
         self.songs.pop(song, None)
         self.outputs.release(song)
+
+    def hand_over(self) -> dict[str, tuple[SongStats, SongQueue]]:
+        """Stop playing the buffered songs and give up each one's stats and queue, records unfinished,
+        for the player that takes over (:meth:`take_over`) when Faust restarts a crashed agent."""
+        return {song: (self.songs.pop(song), queue) for song, queue in self.playout.hand_over().items()}
+
+    def take_over(self, handed: dict[str, tuple[SongStats, SongQueue]]) -> None:
+        """Play on the songs another player handed over: same stats, same slots; their records are let
+        go here as their events play, and their resume points noted here."""
+        for song, (stats, queue) in handed.items():
+            self.book.songs[song] = stats
+            for _, _, record in queue.pending:
+                record.resume_points = self.resume_points
+            self.playout.adopt(song, queue)
+        if handed:
+            self._watch_idle_songs()
 
     def finish(self, song: str, ended: str = ENDED_BY_END_EVENT, record: RecordProgress | None = None) -> dict:
         """Release what the song left sounding and log its summary. ``record``: the one holding its end
@@ -177,7 +212,7 @@ class Player:
             if record is not None and record.position is not None:
                 self.resume_points.forget_once_committed(song, record.position)
         # else its producer may be back (or the worker's broker was away): its events start it afresh.
-        summary = {**stats.summary(), "ended": ended}
+        summary = {**stats.summary(), "worker": self.worker, "ended": ended}
         logger.info("song summary %s", json.dumps(summary))
         if self.readable_summaries:
             logger.info("song %s", readable_summary(summary))

@@ -1,5 +1,13 @@
 """When a note plays: live, the moment it arrives; buffered, at its song's start + score time + a playout
-delay. Two strategies behind one interface, each given the player that owns the songs and outputs."""
+delay. Two strategies behind one interface, each given the player that owns the songs and outputs.
+
+Buffered, a song's start is the producer's: the ``song_start`` stamp every event carries, its wall clock
+when score time 0 was due. It is the same for every part of a song, so workers playing its parts (one
+machine, or machines whose clocks agree) play them together: an offset of d ms between a worker's clock
+and the producer's shifts that worker's parts by d ms. Events without the stamp (a producer from
+before it), and parts whose first event seen is too far from its slot on that clock (a backlog, a song
+published at ``-s 0`` before the worker started, a clock far off), are anchored on the first event seen,
+as every song was before: played whole in the score's rhythm, ``playout_delay`` after it arrived."""
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +16,11 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
+from config.settings import Settings
+from logs.rate_limit import RateLimit
 from playback.resume import RecordProgress
 from playback.stats import SongStats
-from playback.timing import wait_until
+from playback.timing import SharedWaits
 
 if TYPE_CHECKING:
     from playback.player import Player
@@ -26,8 +36,15 @@ class Playout(Protocol):
     def waiting(self, song: str) -> bool:
         """Whether events of ``song`` wait for their slot."""
 
-    def close(self, song: str) -> None:
-        """Let go what waits for ``song``: its records are let go, its events not played."""
+    def close(self, song: str, acknowledge: bool = True) -> None:
+        """Let go what waits for ``song``, its events not played: its records are acknowledged, or with
+        ``acknowledge`` False left unacknowledged, for whoever reads them next."""
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        """Stop playing and give up every song's queue whole, records unfinished, for another player."""
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        """Play a queue another player handed over, on its own clock (its anchor and slots)."""
 
     async def stop(self) -> None:
         """Cancel what waits, everywhere."""
@@ -51,11 +68,42 @@ class LivePlayout:
     def waiting(self, song: str) -> bool:
         return False
 
-    def close(self, song: str) -> None:
+    def close(self, song: str, acknowledge: bool = True) -> None:
         pass
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        return {}  # nothing waits: a live record is played before it is let go
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        raise TypeError("a live player has no clock to play a buffered queue on")
 
     async def stop(self) -> None:
         pass
+
+
+# How a buffered song was placed on the clock, in its summary (``playout_clock``).
+ON_SONG_START = "song start"
+ON_FIRST_EVENT = "first event"
+NOTICE_INTERVAL = 5.0
+
+
+def song_anchor(score_offset: float, song_start: float | None, *, now: float, wall_now: float,
+                playout_delay: float, window: float) -> tuple[float, str]:
+    """Where a song (or part) starts on the ``perf_counter`` clock, from the first of its events seen, and
+    which clock that is: ON_SONG_START or ON_FIRST_EVENT.
+
+    ``score_offset`` is that event's score time × speed ratio, ``now`` and ``wall_now`` the
+    ``perf_counter()`` and ``time.time()`` of its arrival: the stamp, a wall-clock time, is moved onto
+    the precise local clock once per song, by the difference between the two. The stamp is used unless
+    the event is more than ``window`` seconds past its slot (stamp + score offset + delay) or due to be
+    sent more than ``window`` seconds ahead of the worker's clock.
+    """
+    if song_start is not None:
+        anchor = now + (song_start - wall_now)
+        sent_slot = anchor + score_offset
+        if now - (sent_slot + playout_delay) <= window and sent_slot - now <= window:
+            return anchor, ON_SONG_START
+    return now - score_offset, ON_FIRST_EVENT
 
 
 class SongQueue:
@@ -63,7 +111,7 @@ class SongQueue:
     leave ``pending`` only once played, so a song stopped early lets every waiting record go."""
 
     def __init__(self, anchor: float) -> None:
-        # perf_counter() time of the song's score time 0, from the first event seen of it
+        # perf_counter() time of the song's score time 0 (playback.playout.song_anchor)
         self.anchor = anchor
         self.pending: deque[tuple[float, object, RecordProgress]] = deque()
         self.arrived = asyncio.Event()
@@ -72,19 +120,30 @@ class SongQueue:
 
 class BufferedPlayout:
     """Plays each event at its song's start + score time + ``playout_delay``; an event arriving after
-    that slot plays at once and counts as late. Each song has its own task, so no song waits for another."""
+    that slot plays at once and counts as late. Each song has its own task, so no song waits for another.
+    The song's start is its producer's stamp, within ``clock_window`` (song_anchor)."""
 
-    def __init__(self, player: Player, playout_delay: float) -> None:
+    def __init__(self, player: Player, playout_delay: float,
+                 clock_window: float = Settings.playout_clock_window) -> None:
         self.player = player
         self.playout_delay = playout_delay
+        self.clock_window = clock_window
         self.queues: dict[str, SongQueue] = {}
+        self.off_clock_notices = RateLimit(NOTICE_INTERVAL)
+        # The songs' tasks wait for their slots together: a chord's parts (songs of their own) leave as one.
+        self.slots = SharedWaits()
 
     def take(self, event, stats: SongStats, record: RecordProgress, chord: list) -> None:
         now = time.perf_counter()
         score_offset = event.score_time * event.speed_ratio
         queue = self.queues.get(event.song)
         if queue is None:
-            queue = self.queues[event.song] = SongQueue(anchor=now - score_offset)
+            wall_now = time.time()
+            anchor, stats.playout_clock = song_anchor(score_offset, event.song_start, now=now, wall_now=wall_now,
+                                                      playout_delay=self.playout_delay, window=self.clock_window)
+            if event.song_start is not None and stats.playout_clock == ON_FIRST_EVENT:
+                self._off_clock(event.song, wall_now - (event.song_start + score_offset))
+            queue = self.queues[event.song] = SongQueue(anchor)
             queue.task = asyncio.get_running_loop().create_task(self._play(event.song, queue))
         slot = queue.anchor + score_offset + self.playout_delay
         if now > slot and not event.end:
@@ -108,7 +167,7 @@ class BufferedPlayout:
                     player.finish(song, record=record)
                     record.finished_one()
                     return
-                await wait_until(slot)
+                await self.slots.until(slot)
                 # Everything due by now leaves together (a chord), back to back, counted afterwards;
                 # it stays queued until played, so a song abandoned on a failing output lets it go.
                 now, due = time.perf_counter(), 1
@@ -126,22 +185,54 @@ class BufferedPlayout:
             logger.error("stopped playing %s: %s", song, exc)
             player.abandon(song)
 
+    def _off_clock(self, song: str, behind: float) -> None:
+        """Say (rate-limited) that a stamped song plays from its first event, which arrived ``behind`` s after
+        its producer's clock had it sent (negative: before)."""
+        held = self.off_clock_notices.allow()
+        if held is None:
+            return
+        where = f"{behind:.1f} s after" if behind >= 0 else f"{-behind:.1f} s before"
+        also = f" (and {held} more since the last notice)" if held else ""
+        logger.info("playing %s from its first event: it arrived %s its producer's clock sent it, beyond "
+                    "MIDI_PLAYOUT_CLOCK_WINDOW (%g s)%s", song, where, self.clock_window, also)
+
     def waiting(self, song: str) -> bool:
         queue = self.queues.get(song)
         return queue is not None and bool(queue.pending)
 
-    def close(self, song: str) -> None:
+    def close(self, song: str, acknowledge: bool = True) -> None:
         """Stop the song's task and let go the records of the events still waiting, the one waiting for
         its slot included: held back, they would stall the partition's offset commits for good. Their
-        events are not saved as played, so a worker reading them again plays them."""
+        events are not saved as played, so a worker reading them again plays them.
+
+        With ``acknowledge`` False their records are dropped unacknowledged instead (a revoked
+        partition: its next owner reads them again, so the group's commit must not pass them)."""
         queue = self.queues.pop(song, None)
         if queue is None:
             return
         if queue.task is not None and queue.task is not asyncio.current_task():
             queue.task.cancel()
         pending, queue.pending = queue.pending, deque()
-        for _, _, record in pending:
-            record.finished_one()
+        if acknowledge:
+            for _, _, record in pending:
+                record.finished_one()
+
+    def hand_over(self) -> dict[str, SongQueue]:
+        """Stop every song's task and give up its queue, every record still unfinished (the agent
+        crashed: the player Faust's restarted agent makes plays them, acknowledging them as it does)."""
+        queues, self.queues = self.queues, {}
+        for queue in queues.values():
+            if queue.task is not None and queue.task is not asyncio.current_task():
+                queue.task.cancel()
+            queue.task = None
+        return queues
+
+    def adopt(self, song: str, queue: SongQueue) -> None:
+        """Play ``queue``, handed over by another player: its events keep their slots, so the song goes
+        on where it was on the clock, and its records are let go here as they play."""
+        self.queues[song] = queue
+        queue.task = asyncio.get_running_loop().create_task(self._play(song, queue))
+        queue.arrived.set()
 
     async def stop(self) -> None:
         tasks = [queue.task for queue in self.queues.values() if queue.task is not None]

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from collections import deque
-from typing import Callable, Hashable, Mapping, MutableMapping
+from typing import Callable, Hashable, Iterable, Mapping, MutableMapping
 
 from models.midi_event import MidiEvent
 from models.resume_point import ResumePoint
@@ -189,3 +189,13 @@ class InOrderAcks:
             while waiting and waiting[0][1]:
                 waiting.popleft()[0]()
         return done
+
+    def forget(self, partitions: Iterable[Hashable]) -> None:
+        """Acknowledge nothing more of ``partitions``' records read so far (the partitions were revoked:
+        their next owner reads again whatever was not committed); their records read from now on are
+        tracked afresh."""
+        for partition in partitions:
+            waiting = self.waiting.pop(partition, None)
+            if waiting is not None:
+                # A callback still held by a record finds nothing to acknowledge.
+                waiting.clear()

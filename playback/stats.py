@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.midi_event import split_part
+
 logger = logging.getLogger(__name__)
 
 # Status bytes of note-ons and note-offs, the events counted as a song's notes (a note-on with velocity
@@ -56,6 +58,10 @@ class SongStats:
     offsets: list[float] = field(default_factory=list)
     # time.monotonic() of the last event that arrived (buffered: or played), for the idle timeout
     last_event_at: float = 0.0
+    # The notes topic's partition its events came from, where known
+    partition: int | None = None
+    # Buffered: what its slots are counted from, playback.playout's ON_SONG_START or ON_FIRST_EVENT
+    playout_clock: str | None = None
     # A song taken over from another worker (playback/resume.py): that worker, the wall time it noted its
     # last event played, and the handover: from then to the first event played here, in ms.
     handover_from: str | None = None
@@ -115,6 +121,8 @@ class SongStats:
     def summary(self) -> dict:
         return {
             "song": self.song,
+            "part": split_part(self.song)[1],
+            "partition": self.partition,
             "events": self.events,
             "notes": self.notes,
             "expected": self.expected,
@@ -129,6 +137,7 @@ class SongStats:
             "last_played_at": self.last_played_at,
             "handover_ms": self.handover_ms,
             "handover_from": self.handover_from,
+            "playout_clock": self.playout_clock,
         }
 
 
@@ -150,5 +159,8 @@ def readable_figures(summary: dict) -> dict[str, str]:
 
 
 def readable_summary(summary: dict) -> str:
-    """``song: events 130, lost 0, ..., timing error p50/p99 0.57 / 2.36 ms``."""
-    return f"{summary['song']}: " + ", ".join(f"{name} {value}" for name, value in readable_figures(summary).items())
+    """``song (partition 2, worker host:1234): events 130, lost 0, ..., timing error p50/p99 0.57 / 2.36 ms``;
+    the partition and the worker where the summary names them."""
+    where = [f"{name} {summary[name]}" for name in ("partition", "worker") if summary.get(name) is not None]
+    named = f"{summary['song']} ({', '.join(where)})" if where else summary["song"]
+    return f"{named}: " + ", ".join(f"{name} {value}" for name, value in readable_figures(summary).items())

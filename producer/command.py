@@ -10,16 +10,21 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+import click
 from faust.cli import AppCommand, argument, option
 
 import midi_app
 from logs.broker_log import BrokerLogFilter, broker_log_filtered, describe
 from midi_app import app, settings
+from config.settings import KeyBy
 from models.midi_event import encode_events
+from producer.parts import WIDEST_PART_SUFFIX
 from producer.passes import Passes, new_song_id, publish_passes
 from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, ensure_topic, kafka_producer, padding
 from producer.songs import find_midi_files, read_song
 from producer.stopping import StopRequest
+from security.credentials import aiokafka_options
+from security.login import refused_login
 from terminal.progress import SongProgress
 
 # aiokafka's default, passed explicitly so the --record-size check and the producer agree. The
@@ -55,7 +60,7 @@ class StandaloneCommand(AppCommand):
 
 
 async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed_ratio: float, record_size: int,
-                  passes: str = "1", broker_log: BrokerLogFilter) -> int:
+                  passes: str = "1", key_by: KeyBy = KeyBy.SONG, broker_log: BrokerLogFilter) -> int:
     """Publish every song found in ``paths``, ``passes`` times over; returns the exit code.
 
     Each file is read and checked whole before any of its events is sent, so a rejected file
@@ -74,22 +79,28 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
     if not files:
         say("no MIDI files to publish")
         return 1
-    option_problem = check_options(files, speed_ratio=speed_ratio, record_size=record_size)
+    option_problem = check_options(files, speed_ratio=speed_ratio, record_size=record_size, key_by=key_by)
     if option_problem:
         say(f"refused: {option_problem}")
         return 2
     read = partial(read_song, max_file_bytes=settings.max_file_bytes, max_song_seconds=settings.max_song_seconds,
-                   max_song_events=settings.max_song_events)
+                   max_song_events=settings.max_song_events, with_tracks=key_by is KeyBy.TRACK)
     stop = StopRequest()
+    # The worker's TLS and SASL (midi_app.py), for the producer's own clients.
+    security = aiokafka_options(app.conf.broker_credentials)
+    refused = await refused_login(bootstrap_servers, settings.security, security)
+    if refused:
+        say(f"error: {refused}")
+        return 2
     await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas,
-                       timeout=settings.producer_timeout)
+                       timeout=settings.producer_timeout, **security)
     async with kafka_producer(bootstrap_servers, timeout=settings.producer_timeout,
-                              max_request_size=MAX_REQUEST_BYTES) as producer:
+                              max_request_size=MAX_REQUEST_BYTES, **security) as producer:
         broker_log.publishing = True
         # Until here a signal interrupts at once, as it always did: nothing has been sent.
         with stop.handling_signals(), SongProgress(sys.stderr) as view:
             run = await publish_passes(producer, topic, files, planned, stop, read=read, view=view,
-                                       speed_ratio=speed_ratio, record_size=record_size)
+                                       speed_ratio=speed_ratio, record_size=record_size, key_by=key_by)
     if stop.requested and not run.complete:
         say(run.stopped_line(stop))
         if planned.count is not None:
@@ -97,31 +108,34 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
     return 1 if problems or run.rejected else 0
 
 
-def largest_record_bytes(path: Path, *, speed_ratio: float, record_size: int) -> int:
+def largest_record_bytes(path: Path, *, speed_ratio: float, record_size: int, key_by: KeyBy = KeyBy.SONG) -> int:
     """The most bytes one record of ``path``'s song can take in a produce request, padding included.
 
-    A record packs up to DEFAULT_EVENTS_PER_RECORD events; every field here takes its widest form.
+    A record packs up to DEFAULT_EVENTS_PER_RECORD events; every field here takes its widest form,
+    the key its widest part's.
     """
-    song_id = new_song_id(path)
+    key = new_song_id(path) + WIDEST_PART_SUFFIX[key_by]
     widest = [(WIDEST_FLOAT, [255, 255, 255])] * DEFAULT_EVENTS_PER_RECORD
-    value = encode_events(song_id, settings.max_song_events, widest, sent_at=WIDEST_FLOAT,
-                          speed_ratio=speed_ratio, padding=padding(record_size))
-    return DefaultRecordBatchBuilder.estimate_size_in_bytes(song_id.encode(), value, [])
+    value = encode_events(key, settings.max_song_events, widest, sent_at=WIDEST_FLOAT,
+                          speed_ratio=speed_ratio, padding=padding(record_size), song_start=WIDEST_FLOAT)
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key.encode(), value, [])
 
 
-def check_options(files: list[Path], *, speed_ratio: float, record_size: int) -> str | None:
+def check_options(files: list[Path], *, speed_ratio: float, record_size: int,
+                  key_by: KeyBy = KeyBy.SONG) -> str | None:
     """Why the options cannot work, or None; checked before anything is sent."""
     if not 0 <= speed_ratio < math.inf:
         return f"--speed-ratio {speed_ratio}: must be 0 (as fast as possible) or a positive number"
     if record_size < 0:
         return f"--record-size {record_size}: must be 0 or more"
     longest_name = max(files, key=lambda path: len(path.name))
-    size = largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=record_size)
+    size = largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=record_size, key_by=key_by)
     if size <= MAX_REQUEST_BYTES:
         return None
     largest = record_size - (size - MAX_REQUEST_BYTES)
     while (largest > 0
-           and largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=largest) > MAX_REQUEST_BYTES):
+           and largest_record_bytes(longest_name, speed_ratio=speed_ratio, record_size=largest,
+                                    key_by=key_by) > MAX_REQUEST_BYTES):
         largest -= 1
     return (
         f"--record-size {record_size}: records would take up to {size} bytes, more than the "
@@ -143,11 +157,15 @@ def check_options(files: list[Path], *, speed_ratio: float, record_size: int) ->
     # name of its event loop implementation, and fails to import it.
     option("--passes", default="1", show_default=True, metavar="N|forever",
            help="play the files N times over, or until stopped (SIGINT, SIGTERM), each pass a new song"),
+    option("--key-by", type=click.Choice([kind.value for kind in KeyBy]), default=None,
+           help="key each song's events by the song (one partition), or each part of it, its events on one "
+                "MIDI channel (SONG/ch1..16) or from one track (SONG/tr0..), by its own key, spreading the "
+                "parts over the partitions (default: MIDI_KEY_BY, song)"),
     argument("paths", nargs=-1),
     base=StandaloneCommand,
 )
 async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_size, speed_ratio, passes,
-                       paths) -> int:
+                       key_by, paths) -> int:
     """Publish MIDI files (files, folders or globs) to the notes topic, keeping the score's timing."""
     servers = bootstrap_servers or settings.bootstrap_servers
     with broker_log_filtered(settings.producer_timeout) as broker_log:
@@ -159,6 +177,7 @@ async def produce_midi(self, bootstrap_servers, notes_topic, midi_files, record_
                 speed_ratio=speed_ratio,
                 record_size=record_size,
                 passes=passes,
+                key_by=KeyBy(key_by) if key_by else settings.key_by,
                 broker_log=broker_log,
             )
         except KafkaConnectionError:

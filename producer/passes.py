@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 from aiokafka import AIOKafkaProducer
 
+from config.settings import KeyBy
+
 from producer.publish import SongReport, publish_song
 from producer.songs import Song, SongError
 from producer.stopping import StopRequest
@@ -89,13 +91,14 @@ class Run:
 
 async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Path], passes: Passes,
                          stop: StopRequest, *, read: Callable[[Path], Song], view: SongProgress,
-                         speed_ratio: float, record_size: int) -> Run:
+                         speed_ratio: float, record_size: int, key_by: KeyBy = KeyBy.SONG) -> Run:
     """Publish ``files`` in order, pass after pass, until the passes are done or ``stop`` is requested.
 
     ``read`` turns a path into a song or raises SongError: that file is then rejected (one line
     through ``view``, which also shows each song's progress) and skipped in later passes. A song being
     published when the stop comes ends with its end event, counting the events sent. Also ends when
-    every file was rejected.
+    every file was rejected. ``key_by`` channel or track publishes each song's parts under keys of
+    their own (producer/parts.py); the progress and the lines count the song as a whole.
     """
     run = Run(passes)
     for number in passes.numbers():
@@ -118,7 +121,7 @@ async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Pat
             report = await publish_song(producer, topic, song, song_id, speed_ratio=speed_ratio,
                                         record_size=record_size,
                                         progress=partial(view.advanced, song_id),
-                                        stop=stop.event)
+                                        stop=stop.event, key_by=key_by)
             if report.events == 0 and song.events:
                 view.finished(song_id, f"not sent {song_id}: stopped before its first event")
                 return run

@@ -16,8 +16,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownError
 
 from logs.broker_log import describe
 from models.midi_event import encode_events
+from producer.parts import PartRecord, SongParts
 from producer.songs import Song
-from config.settings import Settings
+from config.settings import KeyBy, Settings
 from playback.timing import wait_until
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class SongReport:
     duration: float
     wall_time: float
     max_send_lag_ms: float
+    # Keys the song was published under: 1 keyed by song, else its parts that sent something.
+    parts: int = 1
 
     @property
     def stopped_early(self) -> bool:
@@ -55,21 +58,23 @@ class SongReport:
 
     def line(self) -> str:
         sent = f"{self.events} of {self.song_events} events" if self.stopped_early else f"{self.events} events"
+        parts = f", {self.parts} parts" if self.parts > 1 else ""
         return (
             f"{self.song_id}: {sent} sent in {self.wall_time:.2f} s "
-            f"(score {self.duration:.2f} s, worst send lag {self.max_send_lag_ms:.2f} ms)"
+            f"(score {self.duration:.2f} s{parts}, worst send lag {self.max_send_lag_ms:.2f} ms)"
             + (", stopped early" if self.stopped_early else "")
         )
 
 
 async def ensure_topic(bootstrap_servers: str, name: str, partitions: int, replicas: int, *,
-                       timeout: float = Settings.producer_timeout) -> None:
+                       timeout: float = Settings.producer_timeout, **security) -> None:
     """Create the notes topic as declared, so nothing is produced into an auto-created default.
 
-    A broker that does not answer within ``timeout`` seconds raises KafkaConnectionError.
+    A broker that does not answer within ``timeout`` seconds raises KafkaConnectionError. ``security`` is
+    aiokafka's TLS and SASL arguments (security/credentials.py), as for the producer.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=round(timeout * 1000),
-                                retry_backoff_ms=RETRY_BACKOFF_MS)
+                                retry_backoff_ms=RETRY_BACKOFF_MS, **security)
     await admin.start()
     try:
         # A broker without CreateTopics (librdkafka's mock cluster) has its topics made beforehand.
@@ -95,7 +100,8 @@ async def started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
 @asynccontextmanager
 async def kafka_producer(bootstrap_servers: str, *, timeout: float = Settings.producer_timeout,
                          **options) -> AsyncIterator[AIOKafkaProducer]:
-    """An acks=all producer, idempotent where the broker allows; flushed and stopped on exit.
+    """An acks=all producer, idempotent where the broker allows; flushed and stopped on exit. ``options``
+    go to AIOKafkaProducer: its TLS and SASL arguments (security/credentials.py) among them.
 
     ``timeout`` (seconds) bounds each request and, aiokafka measuring a record's delivery time with
     the same value, how long a record is retried before its future fails: a connection cut or a
@@ -192,6 +198,7 @@ async def publish_song(
     max_events_per_record: int = DEFAULT_EVENTS_PER_RECORD,
     progress: Callable[[int, float], None] = lambda sent, score_time: None,
     stop: asyncio.Event | None = None,
+    key_by: KeyBy = KeyBy.SONG,
 ) -> SongReport:
     """Send every event of ``song`` at its score time (times ``speed_ratio``; 0 = at once), then the end event.
 
@@ -201,14 +208,19 @@ async def publish_song(
     DeliveryFailed, sending nothing more, once a record has failed (the producer retries each for
     its timeout first).
 
+    ``key_by`` channel or track publishes each part under its own key, numbered and ended on its own
+    (producer/parts.py); the events due together then leave as one record per part, back to back.
+    Every event carries ``song_start``, the wall clock (``time.time()``) when score time 0 was due, the
+    same for all of the song's parts: the playout clock of the workers playing them.
+
     ``progress`` is told, after each record, how many events were sent and the score time reached.
 
-    Once ``stop`` is set no further event is sent: the song ends there with its end event, whose
-    seq is the number of events sent, so a consumer counts none of the rest as lost; its score time
-    is the last sent event's. A song stopped before its first event sends nothing at all.
+    Once ``stop`` is set no further event is sent: each part ends there with its end event, whose
+    seq is the number of its events sent, so a consumer counts none of the rest as lost; its score
+    time is the part's last sent event's. A song stopped before its first event sends nothing at all.
     """
-    key = song_id.encode()
-    # Deliveries of one song (one key, one partition) complete in the order they were sent.
+    # Deliveries of one key (one partition) complete in the order they were sent; of several parts,
+    # in any order, so a failure is found when every delivery before it is done.
     unacknowledged: deque[tuple[str, asyncio.Future]] = deque()
 
     def raise_if_failed() -> None:
@@ -220,18 +232,24 @@ async def publish_song(
                 raise DeliveryFailed(f"{song_id}: {seqs} not acknowledged ({describe(delivery.exception())})")
 
     events = song.events
+    parts = SongParts(song, song_id, key_by)
+    keys: dict[str, bytes] = {}
     await warm_up(producer, topic)
     started = time.perf_counter()
+    song_start = time.time()
     max_lag = 0.0
 
-    async def send(first: int, batch: list[tuple[float, list[int]]], end: bool = False) -> None:
+    async def send(record: PartRecord, end: bool = False) -> None:
         # A failed record ends the song here: what follows it could only arrive with a gap before it.
         raise_if_failed()
-        value = encode_events(song_id, first, batch, sent_at=time.time(), speed_ratio=speed_ratio, end=end,
-                              padding=padding(record_size))
+        key, first, batch = record
+        value = encode_events(key, first, batch, sent_at=time.time(), speed_ratio=speed_ratio, end=end,
+                              padding=padding(record_size), song_start=song_start)
         seqs = f"event {first}" if len(batch) == 1 else f"events {first}-{first + len(batch) - 1}"
+        if key != song_id:
+            seqs = f"{seqs} of {key}"
         try:
-            delivery = await producer.send(topic, value, key=key)
+            delivery = await producer.send(topic, value, key=keys.get(key) or keys.setdefault(key, key.encode()))
         except KafkaError as exc:
             raise DeliveryFailed(f"{song_id}: {seqs} could not be queued ({describe(exc)})") from exc
         delivery.add_done_callback(outcome_seen)
@@ -250,12 +268,15 @@ async def publish_song(
             after = due_events(events, first, (now - started) / speed_ratio, max_events_per_record)
         else:
             after = min(len(events), first + max_events_per_record)
-        await send(first, [(event.score_time, event.message) for event in events[first:after]])
+        for record in parts.records(first, after):
+            await send(record)
         first = after
         progress(first, events[first - 1].score_time)
     if first or not events:
-        await send(first, [(events[first - 1].score_time if first else 0.0, [])], end=True)
+        for record in parts.ends():
+            await send(record, end=True)
     while unacknowledged:
         await asyncio.wait([unacknowledged[0][1]])
         raise_if_failed()
-    return SongReport(song_id, first, len(events), song.duration, time.perf_counter() - started, max_lag * 1000)
+    return SongReport(song_id, first, len(events), song.duration, time.perf_counter() - started, max_lag * 1000,
+                      parts=parts.count)

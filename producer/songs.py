@@ -34,6 +34,8 @@ class ScoreEvent(NamedTuple):
 class Song:
     path: Path
     events: tuple[ScoreEvent, ...]
+    # The track (0 first, as mido numbers them) of each event, when read with_tracks; else empty.
+    tracks: tuple[int, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -69,12 +71,15 @@ def find_midi_files(paths: Iterable[str]) -> tuple[list[Path], list[SongError]]:
     return found, problems
 
 
-def read_song(path: Path, *, max_file_bytes: int, max_song_seconds: float, max_song_events: int) -> Song:
-    """Parse and check a whole MIDI file; raises SongError naming the file for anything that is wrong."""
+def read_song(path: Path, *, max_file_bytes: int, max_song_seconds: float, max_song_events: int,
+              with_tracks: bool = False) -> Song:
+    """Parse and check a whole MIDI file; raises SongError naming the file for anything that is wrong.
+    ``with_tracks`` also keeps each event's track (``Song.tracks``), for keying a song by track."""
     data = read_file_bytes(path, max_file_bytes)
+    tracks: list[int] | None = [] if with_tracks else None
     try:
         header = read_header(data)
-        timeline, tempos = channel_timeline(data, header, max_song_events)
+        timeline, tempos = channel_timeline(data, header, max_song_events, tracks)
     except MidiFileError as exc:
         raise SongError(f"{path}: {exc}") from None
     events = tuple(score_events(timeline, tempos, header.ticks_per_beat))
@@ -86,7 +91,7 @@ def read_song(path: Path, *, max_file_bytes: int, max_song_seconds: float, max_s
             f"{path}: song lasts {duration:.1f} s ({duration / 3600:.1f} h), longer than the limit of "
             f"{max_song_seconds:g} s (MIDI_MAX_SONG_SECONDS); a corrupt delta time or tempo often does this"
         )
-    return Song(path, events)
+    return Song(path, events, tuple(tracks) if tracks is not None else ())
 
 
 def read_file_bytes(path: Path, max_file_bytes: int) -> bytes:

@@ -56,3 +56,24 @@ def test_a_worker_on_libraries_without_a_touched_name_refuses_to_start_in_one_li
     assert "fetch wait chosen per fetch" in line and "adjustments/fetch_wait.py" in line
     assert "Fetcher._get_actions_per_node" in line
     assert "written for faust-streaming 0.15.3, aiokafka 0.14.0" in line
+
+
+def test_a_worker_whose_broker_refuses_its_tls_refuses_to_start_in_one_line(tmp_path):
+    from adjustments.fetch_wait import FetchWaits
+    from config.security import BrokerSecurity, SecurityProtocol
+    from security.credentials import faust_credentials
+    from tests.certificates import CertificateAuthority, tls_server
+
+    right, wrong = CertificateAuthority(tmp_path / "right"), CertificateAuthority(tmp_path / "wrong", "wrong CA")
+    security = BrokerSecurity(SecurityProtocol.SSL, ssl_cafile=str(wrong.cert))
+    with tls_server(right.issue("broker")) as port:
+        app = app_module.MidiFaustApp("refused_tls", broker=f"kafka://127.0.0.1:{port}",
+                                      broker_credentials=faust_credentials(security), security=security,
+                                      fetch_waits=FetchWaits(live_ms=2, idle_ms=100, catch_up_ms=500, idle_after=60))
+        with pytest.raises(SystemExit) as refused:
+            app_module.MidiWorker(app, loglevel="WARNING")
+
+    assert str(refused.value) == (
+        f"midi_app worker: the TLS certificate of the broker at 127.0.0.1:{port} is not signed by "
+        f"MIDI_SSL_CAFILE={str(wrong.cert)!r} (unable to get local issuer certificate): set MIDI_SSL_CAFILE to "
+        "the CA certificate that signed it")

@@ -17,6 +17,7 @@ FORBIDDEN = {
     "producer": {"agents", "outputs", "web", "harness"},
     "config": {"agents", "producer", "playback", "outputs", "adjustments", "web", "harness", "midi_app"},
     "logs": {"agents", "producer", "playback", "outputs", "web", "harness", "midi_app"},
+    "security": {"agents", "producer", "playback", "outputs", "adjustments", "web", "harness", "midi_app"},
 }
 
 

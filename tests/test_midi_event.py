@@ -8,7 +8,8 @@ import mido
 import pytest
 from hypothesis import given, strategies as st
 
-from models.midi_event import InvalidEvent, MidiEvent, check_message, decode_record, encode_events
+from models.midi_event import (InvalidEvent, MidiEvent, check_message, decode_record, encode_events, part_key,
+                               split_part)
 from outputs import OutputSet
 from playback.player import Player
 
@@ -35,14 +36,47 @@ def decode_one(data) -> MidiEvent:
 
 
 def test_encoded_events_are_byte_for_byte_what_each_record_dumps():
-    value = encode_events(SONG, 7, TIMED, sent_at=1764000000.123456, speed_ratio=1.1, padding="ab" * 5)
+    value = encode_events(SONG, 7, TIMED, sent_at=1764000000.123456, speed_ratio=1.1, padding="ab" * 5,
+                          song_start=1764000000.0625)
 
     dumped = [
         MidiEvent(song=SONG, seq=7 + offset, score_time=score_time, message=message, sent_at=1764000000.123456,
-                  speed_ratio=1.1, padding="ab" * 5 if offset == 0 else "").dumps()
+                  speed_ratio=1.1, padding="ab" * 5 if offset == 0 else "", song_start=1764000000.0625).dumps()
         for offset, (score_time, message) in enumerate(TIMED)
     ]
     assert value == b"[" + b",".join(dumped) + b"]"
+
+
+def test_the_song_start_stamp_travels_in_every_event_and_values_without_it_read_as_none():
+    stamped, _ = decode_record(encode_events(SONG, 0, TIMED, sent_at=5.0, speed_ratio=1.0, song_start=4.5))
+    unstamped_value = encode_events(SONG, 0, TIMED, sent_at=5.0, speed_ratio=1.0)
+    unstamped, _ = decode_record(unstamped_value)
+
+    assert [event.song_start for event in stamped] == [4.5] * len(TIMED)
+    assert b"song_start" not in unstamped_value  # as producers before the stamp wrote their values
+    assert [event.song_start for event in unstamped] == [None] * len(TIMED)
+    assert decode_one(valid_event(song_start=None)).song_start is None
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1e400", '"soon"', "true"])
+def test_a_song_start_that_is_not_a_finite_number_is_refused_naming_the_field(value):
+    raw = json.dumps([valid_event()]).encode().replace(b"}]", b', "song_start": ' + value.encode() + b"}]")
+
+    events, problems = decode_record(raw)
+
+    assert events == [] and len(problems) == 1
+    assert "song_start" in str(problems[0])
+
+
+def test_a_parts_key_names_its_song_and_its_part():
+    assert part_key(SONG, "ch", 10) == SONG + "/ch10"
+    assert part_key(SONG, "tr", 0) == SONG + "/tr0"
+    assert split_part(part_key(SONG, "ch", 10)) == (SONG, "ch10")
+    assert split_part(SONG) == (SONG, None)
+    # Only a channel or track part counts: anything else after a slash is part of another producer's id.
+    assert split_part("ab/cd") == ("ab/cd", None)
+    with pytest.raises(ValueError):
+        part_key(SONG, "voice", 1)
 
 
 def test_events_round_trip_through_a_record_and_a_bare_object():

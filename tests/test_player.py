@@ -6,6 +6,8 @@ builds them.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import logging
 import time
 
@@ -447,15 +449,18 @@ def log_on_a_terminal():
 
 def test_on_a_terminal_each_song_summary_is_also_said_in_one_readable_line(log_on_a_terminal):
     player = Player(OutputSet([FailingOutput(refused_note=-1)]))
-    player.handle(song_record("readable", 0, [(0.0, [0x90, 60, 90]), (0.1, [0x80, 60, 0])]))
-    player.handle(end_record("readable", 2))
+    player.handle(song_record("readable", 0, [(0.0, [0x90, 60, 90]), (0.1, [0x80, 60, 0])]), position=(2, 0))
+    player.handle(end_record("readable", 2), position=(2, 1))
     lines = log_on_a_terminal().splitlines()
 
     [json_line] = [line for line in lines if SONG_SUMMARY_MARK in line]
     summary = parse_summary(json_line)
-    [readable] = [line for line in lines if line.startswith("song readable: ")]
+    [readable] = [line for line in lines if line.startswith("song readable ")]
     latency = summary["latency_ms"]
-    assert readable == (f"song readable: events 2, lost 0, duplicates 0, late 0, latency p50/p99 "
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    assert (summary["partition"], summary["worker"], summary["part"]) == (2, worker, None)
+    assert readable == (f"song readable (partition 2, worker {worker}): events 2, lost 0, duplicates 0, late 0, "
+                        f"latency p50/p99 "
                         f"{latency['p50']:.1f} / {latency['p99']:.1f} ms, timing error p50/p99 "
                         f"{summary['timing_error_ms']['p50']:.2f} / {summary['timing_error_ms']['p99']:.2f} ms")
 

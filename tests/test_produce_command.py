@@ -18,12 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+from models.midi_event import encode_events
 from playback.stats import SongStats
 from harness.processes import ROOT, faust_command, run_producer, stop_process
-from producer.publish import ensure_topic
+from producer.command import largest_record_bytes
+from producer.passes import new_song_id
+from producer.publish import DEFAULT_EVENTS_PER_RECORD, ensure_topic
 from tests.song_files import every_kind_timeline, write_song
 from tests.topic_values import records_on_topic
-from config.settings import bootstrap_servers
+from config.settings import KeyBy, bootstrap_servers
 
 TOPIC = "notes-under-test"
 
@@ -132,7 +137,8 @@ def test_record_size_the_producer_cannot_send_is_refused_before_anything_is_sent
 
     # The largest size it names goes through the producer and the broker (Tansu took 100 MiB records).
     largest = int(re.search(r"the largest --record-size that fits is (\d+)", line).group(1))
-    assert 1_000_000 < largest < 1024 * 1024
+    # 1 MiB less the widest 256 events (stamped with song_start since 2026-11-29: 991,894 here).
+    assert 950_000 < largest < 1024 * 1024
     accepted = produce(broker_url, "--record-size", str(largest), str(song))
 
     assert accepted.returncode == 0, accepted.stderr
@@ -276,3 +282,44 @@ def test_a_stop_ends_the_song_being_published_with_an_end_event_counting_what_wa
         stats.arrive(event["seq"])
     stats.expected = end["seq"]
     assert (stats.summary()["expected"], stats.summary()["lost"]) == (sent, 0)
+
+
+K525 = ROOT / ".venv/lib/python3.11/site-packages/music21/omr/k525short.mid"
+
+
+@pytest.mark.parametrize("how, env, part", [
+    (["--key-by", "channel"], {}, "ch"),
+    ([], {"MIDI_KEY_BY": "track"}, "tr"),
+    (["--key-by", "song"], {"MIDI_KEY_BY": "track"}, None),
+])
+def test_key_by_publishes_each_part_under_its_own_key_and_reports_the_song_whole(broker_url, how, env, part):
+    # music21's k525short.mid: five parts, tracks 1-5 on channels 0-4 (ch1-ch5 as musicians count).
+    result = produce(broker_url, *how, str(K525), env=env)
+
+    assert result.returncode == 0, result.stderr
+    [done] = lines_starting(result.stderr, "done ")
+    events = read_topic(broker_url)
+    songs = {event["song"] for event in events}
+    if part is None:
+        assert len(songs) == 1 and "parts" not in done
+        return
+    [song_id] = {song.rsplit("/", 1)[0] for song in songs}
+    numbers = range(1, 6)
+    assert songs == {f"{song_id}/{part}{number}" for number in numbers}
+    assert done.startswith(f"done {song_id}: 462 events sent in ") and ", 5 parts," in done
+    assert sum(not event["end"] for event in events) == 462
+    assert {event["seq"] for event in events if event["end"]} == {98, 144, 76, 72}
+
+
+@pytest.mark.parametrize("key_by, part", [(KeyBy.SONG, ""), (KeyBy.CHANNEL, "/ch16"), (KeyBy.TRACK, "/tr32766")])
+def test_the_record_size_check_counts_a_parts_key_and_the_song_start_stamp(key_by, part):
+    path = Path("a_rather_long_file_name_for_a_song.mid")
+    key = new_song_id(path) + part
+    widest = [(-2.2250738585072014e-308, [255, 255, 255])] * DEFAULT_EVENTS_PER_RECORD
+    # As wide as a record of this song can get, stamped as the producer stamps every event.
+    value = encode_events(key, 1_000_000, widest, sent_at=-2.2250738585072014e-308, speed_ratio=123.456,
+                          padding="x" * 100, song_start=-2.2250738585072014e-308)
+
+    estimate = largest_record_bytes(path, speed_ratio=123.456, record_size=100, key_by=key_by)
+
+    assert estimate >= DefaultRecordBatchBuilder.estimate_size_in_bytes(key.encode(), value, [])

@@ -14,8 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from producer.publish import ensure_topic, kafka_producer, publish_song
-from producer.songs import ScoreEvent, Song
-from config.settings import bootstrap_servers
+from producer.songs import ScoreEvent, Song, read_song
+from config.settings import KeyBy, bootstrap_servers
+from tests.topic_values import records_on_topic
 
 TOPIC = "notes"
 
@@ -205,3 +206,55 @@ async def test_a_song_stopped_before_its_first_event_sends_nothing(broker_url):
     # read_song_back asserts that every event up to the next song's end is the next song's.
     _, events = await read_song_back(broker_url, next_id)
     assert len(events) == 3
+
+
+K525 = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/music21/omr/k525short.mid"
+
+
+@pytest.mark.parametrize("key_by, part_of", [
+    (KeyBy.CHANNEL, lambda track, message: f"ch{(message[0] & 0x0F) + 1}"),
+    (KeyBy.TRACK, lambda track, message: f"tr{track}"),
+])
+def test_keyed_by_part_each_part_keeps_one_partition_its_own_numbering_and_end_and_the_songs_start(
+        broker_url, key_by, part_of):
+    # music21's k525short.mid: 5 tracks after the conductor's, a channel each; at a tenth of its 16 s.
+    song = read_song(K525, max_file_bytes=1 << 24, max_song_seconds=60, max_song_events=10_000, with_tracks=True)
+    song_id, speed_ratio, topic = new_song_id(), 0.1, "parts"
+    bootstrap = bootstrap_servers(broker_url)
+
+    async def publish():
+        await ensure_topic(bootstrap, topic, 3, 1)
+        async with kafka_producer(bootstrap) as producer:
+            return await publish_song(producer, topic, song, song_id, speed_ratio=speed_ratio, key_by=key_by)
+    before = time.time()
+    report = asyncio.run(publish())
+    records = records_on_topic(broker_url, topic)
+
+    expected: dict[str, list] = {}
+    for track, event in zip(song.tracks, song.events):
+        expected.setdefault(f"{song_id}/{part_of(track, event.message)}", []).append(event)
+    assert len(expected) == 5 and report.parts == 5 and report.events == len(song.events)
+    assert ", 5 parts," in report.line()
+    partitions: dict[str, set[int]] = {}
+    events: dict[str, list[dict]] = {}
+    for record in records:
+        key = record.key.decode()
+        partitions.setdefault(key, set()).add(record.partition)
+        for event in json.loads(record.value):
+            assert event["song"] == key
+            events.setdefault(key, []).append(event)
+    assert set(events) == set(expected)
+    assert all(len(partition) == 1 for partition in partitions.values()), partitions
+    for key, part_events in events.items():
+        *played, end = part_events
+        assert [event["seq"] for event in played] == list(range(len(expected[key])))
+        assert [(event["score_time"], tuple(event["message"])) for event in played] == expected[key]
+        assert (end["seq"], end["end"], end["score_time"]) == (len(expected[key]), True, expected[key][-1].score_time)
+    # One song start for all the parts, taken as the clock started; each event sent on time against it.
+    [song_start] = {event["song_start"] for part_events in events.values() for event in part_events}
+    first_sent = min(event["sent_at"] for part_events in events.values() for event in part_events)
+    assert before <= song_start <= first_sent
+    lateness_ms = sorted((event["sent_at"] - song_start - event["score_time"] * speed_ratio) * 1000
+                         for part_events in events.values() for event in part_events[:-1])
+    assert lateness_ms[0] > -1, f"an event was sent {-lateness_ms[0]:.2f} ms before its time on the song's clock"
+    assert lateness_ms[len(lateness_ms) // 2] < 5

@@ -130,3 +130,20 @@ def test_the_table_as_midi_app_declares_it_reads_its_changelog_old_and_new():
     written = app.serializers.dumps_value(played_seqs.value_type, ResumePoint(seq=3, played_at=1.5, worker="h:9"),
                                           serializer=played_seqs.value_serializer)
     assert read(written) == ResumePoint(seq=3, played_at=1.5, worker="h:9")
+
+
+def test_a_revoked_partition_s_records_read_so_far_are_never_acknowledged_and_later_ones_are_tracked_afresh():
+    acknowledged: list[tuple[str, int]] = []
+    acks = InOrderAcks()
+    queued = acks.track("p0", lambda: acknowledged.append(("p0", 0)))
+    played = acks.track("p0", lambda: acknowledged.append(("p0", 1)))
+    other = acks.track("p1", lambda: acknowledged.append(("p1", 0)))
+
+    acks.forget(["p0"])
+    played()
+    queued()
+    assert acknowledged == [], "a revoked partition's record was acknowledged: the group could commit past it"
+    again = acks.track("p0", lambda: acknowledged.append(("p0", "read again")))
+    again()
+    other()
+    assert acknowledged == [("p0", "read again"), ("p1", 0)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, PlaybackMode, Settings, SettingsError
+from config.settings import DEFAULT_VIRTUAL_PORT_NAME, OUTPUT_KINDS, KeyBy, PlaybackMode, Settings, SettingsError
 
 
 def test_an_empty_environment_gives_the_documented_defaults():
@@ -18,6 +18,8 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert (settings.catch_up_fetch_wait_ms, settings.idle_fetch_wait_ms, settings.idle_after) == (500, 100, 60.0)
     assert (settings.session_timeout, settings.rebalance_timeout, settings.status_interval) == (10.0, 10.0, 5.0)
     assert (settings.playback, settings.playout_delay, settings.max_lateness) == ("live", 0.2, None)
+    assert settings.playout_clock_window == 15.0
+    assert settings.key_by is KeyBy.SONG
     assert (settings.max_record_bytes, settings.song_idle_timeout) == (1024 * 1024, 30.0)
     assert settings.max_file_bytes == 16 * 1024 * 1024
     assert (settings.max_song_seconds, settings.max_song_events) == (4 * 3600.0, 1_000_000)
@@ -66,6 +68,10 @@ def test_blank_values_count_as_unset():
     ("MIDI_PLAYBACK", "buffered", "playback", PlaybackMode.BUFFERED),
     ("MIDI_PLAYOUT_DELAY", "0.5", "playout_delay", 0.5),
     ("MIDI_MAX_LATENESS", "0", "max_lateness", 0.0),
+    ("MIDI_PLAYOUT_CLOCK_WINDOW", "2.5", "playout_clock_window", 2.5),
+    ("MIDI_PLAYOUT_CLOCK_WINDOW", "0", "playout_clock_window", 0.0),
+    ("MIDI_KEY_BY", "channel", "key_by", KeyBy.CHANNEL),
+    ("MIDI_KEY_BY", " track ", "key_by", KeyBy.TRACK),
     ("MIDI_MAX_RECORD_BYTES", "4096", "max_record_bytes", 4096),
     ("MIDI_SONG_IDLE_TIMEOUT", "90", "song_idle_timeout", 90.0),
     ("MIDI_SONG_IDLE_TIMEOUT", "0", "song_idle_timeout", 0.0),
@@ -114,6 +120,8 @@ def test_bootstrap_servers_is_the_plain_host_port_list_of_the_broker_url():
     ("MIDI_MAX_SONG_SECONDS", "0.5", "must be at least 1"),
     ("MIDI_MAX_SONG_EVENTS", "1e6", "is not an integer"),
     ("MIDI_PLAYBACK", "later", "choose live or buffered"),
+    ("MIDI_KEY_BY", "instrument", "choose song, channel or track"),
+    ("MIDI_PLAYOUT_CLOCK_WINDOW", "-1", "must be at least 0"),
     ("MIDI_OUTPUT", "speaker", f"unknown output 'speaker'; choose from {', '.join(OUTPUT_KINDS)}"),
     ("MIDI_OUTPUT", "port,wav", "write 'wav:PATH'"),
     ("MIDI_OUTPUT", "mid:", "write 'mid:PATH'"),
@@ -132,7 +140,7 @@ def test_a_bad_value_is_refused_with_the_variable_and_the_reason(variable, value
 
 @pytest.mark.parametrize("variable", ["MIDI_SESSION_TIMEOUT", "MIDI_REBALANCE_TIMEOUT", "MIDI_STATUS_INTERVAL",
                                       "MIDI_PLAYOUT_DELAY", "MIDI_MAX_LATENESS", "MIDI_MAX_SONG_SECONDS",
-                                      "MIDI_SONG_IDLE_TIMEOUT"])
+                                      "MIDI_SONG_IDLE_TIMEOUT", "MIDI_PLAYOUT_CLOCK_WINDOW"])
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_a_number_that_is_not_finite_is_refused(variable, value):
     with pytest.raises(SettingsError, match=variable):

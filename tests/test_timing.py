@@ -5,7 +5,7 @@ import asyncio
 import random
 import time
 
-from playback.timing import wait_until
+from playback.timing import SharedWaits, wait_until
 
 WAITS = 200
 
@@ -58,3 +58,55 @@ async def test_waiting_leaves_the_cpu_to_others():
     cpu_share = (time.process_time() - cpu_started) / (time.perf_counter() - started)
 
     assert cpu_share < 0.5, f"waiting kept {cpu_share:.0%} of a core busy"
+
+
+async def test_shared_waits_wake_every_task_due_together_in_one_pass_of_the_loop_never_early():
+    # The parts of one chord are songs of their own, each with its task: waited for one by one, in a
+    # thread each, they resumed up to hundreds of loop passes apart; a ticker counts the passes.
+    waits, passes, spreads, lateness = SharedWaits(), 0, [], []
+
+    async def tick() -> None:
+        nonlocal passes
+        while True:
+            passes += 1
+            await asyncio.sleep(0)
+
+    async def part(deadline: float, woke: list[int]) -> None:
+        await waits.until(deadline)
+        lateness.append(time.perf_counter() - deadline)
+        woke.append(passes)
+
+    ticker = asyncio.create_task(tick())
+    for _ in range(20):
+        deadline, woke = time.perf_counter() + 0.01, []
+        await asyncio.gather(*(part(deadline, woke) for _ in range(16)))
+        spreads.append(max(woke) - min(woke))
+    ticker.cancel()
+
+    # A task whose sleep on the loop overshot its deadline (a busy machine) returns by itself, late: a
+    # few rounds may be spread by it. Waited for one by one, 8-9 rounds of 20 were, here.
+    assert sum(spread <= 1 for spread in spreads) >= 17, f"loop passes between the first and the last task " \
+                                                         f"woken: {sorted(spreads)}"
+    assert min(lateness) >= 0, f"woke {-min(lateness) * 1000:.3f} ms early"
+    assert waits.runner is None and waits.waiters == []
+
+
+async def test_a_task_due_before_the_shared_target_is_not_kept_waiting_for_it_nor_a_cancelled_one_counted():
+    waits = SharedWaits()
+    now = time.perf_counter()
+    later = asyncio.create_task(waits.until(now + 0.0015))
+    cancelled = asyncio.create_task(waits.until(now + 0.0018))
+    for _ in range(100):  # the shared wait starts
+        if waits.target is not None:
+            break
+        await asyncio.sleep(0)
+    assert waits.target == now + 0.0015
+    cancelled.cancel()
+    await waits.until(now + 0.0009)
+    woke_at = time.perf_counter()
+    await later
+    await asyncio.sleep(0.002)
+
+    assert now + 0.0009 <= woke_at < now + 0.0015, f"woke {(woke_at - now) * 1000:.3f} ms after start"
+    assert cancelled.cancelled() and later.done()
+    assert waits.runner is None and waits.waiters == []
