@@ -3,13 +3,12 @@ group, each into its own recording port. Every part comes out complete, in order
 nothing extra; and buffered, the notes of one chord played by the two workers sound together."""
 from __future__ import annotations
 
-import re
 import socket
 import statistics
-import time
 from collections import defaultdict
 
-from harness.processes import SONG_SUMMARY_MARK, WorkerProcess, parse_summary, run_producer
+from harness.group import collect_summaries, is_release, wait_for_the_split
+from harness.processes import WorkerProcess, run_producer
 from playback.playout import ON_SONG_START
 from tests.recording_backend import read_recording
 from tests.song_files import write_song
@@ -19,10 +18,6 @@ PARTITIONS = 3
 CHANNELS = 16
 CHORDS = 30
 SPACING = 0.125
-# Lines the worker logs (agents/player.py, and Faust's recovery once a rebalance is done).
-ASSIGNED = re.compile(r"notes partitions assigned: (?P<partitions>[\d, ]*)")
-RECOVERED = "Recovery]: Worker ready"
-RELEASE_CONTROLS = {64, 120, 123}
 
 
 def orchestra_score() -> list[tuple[float, list[int]]]:
@@ -40,51 +35,6 @@ def orchestra_score() -> list[tuple[float, list[int]]]:
     return score
 
 
-def latest_assignment(worker: WorkerProcess) -> set[int] | None:
-    """The notes partitions of the worker's last assignment, once its recovery after it is done; else None."""
-    lines = list(worker.lines)
-    for index in range(len(lines) - 1, -1, -1):
-        match = ASSIGNED.search(lines[index])
-        if match:
-            if not any(RECOVERED in line for line in lines[index + 1:]):
-                return None
-            return {int(number) for number in match["partitions"].split(",") if number.strip()}
-    return None
-
-
-def wait_for_the_split(workers: list[WorkerProcess], timeout: float) -> list[set[int]]:
-    """Wait until the workers' last assignments share out every partition, each worker ready after its own."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assignments = [latest_assignment(worker) for worker in workers]
-        if None not in assignments and all(assignments) and sorted(
-                partition for assigned in assignments for partition in assigned) == list(range(PARTITIONS)):
-            return assignments
-        time.sleep(0.2)
-    raise TimeoutError("the group never shared out the partitions:\n" +
-                       "\n".join(line for worker in workers for line in worker.lines[-30:]))
-
-
-def collect_summaries(workers: list[WorkerProcess], count: int, timeout: float) -> list[list[dict]]:
-    """The song summaries each worker logs, until there are ``count`` in all."""
-    found: list[list[dict]] = [[] for _ in workers]
-    deadline = time.monotonic() + timeout
-    while sum(map(len, found)) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{sum(map(len, found))} of {count} part summaries within {timeout:.0f} s:\n" +
-                               "\n".join(line for worker in workers for line in worker.lines[-30:]))
-        for index, worker in enumerate(workers):
-            line = worker.wait_for(lambda text: SONG_SUMMARY_MARK in text, 0.1)
-            if line is not None:
-                found[index].append(parse_summary(line))
-    return found
-
-
-def is_release(data: list[int]) -> bool:
-    is_note_off = data[0] & 0xF0 == 0x80 or (data[0] & 0xF0 == 0x90 and data[2] == 0)
-    return is_note_off or (data[0] & 0xF0 == 0xB0 and data[1] in RELEASE_CONTROLS and data[2] == 0)
-
-
 def test_a_song_keyed_by_channel_is_played_by_two_workers_each_part_whole_once_in_order_and_in_time(
         tmp_path, worker_env):
     score = write_song(tmp_path / "orchestra.mid", orchestra_score())
@@ -95,7 +45,7 @@ def test_a_song_keyed_by_channel_is_played_by_two_workers_each_part_whole_once_i
 
     with WorkerProcess(envs[0]) as first, WorkerProcess(envs[1]) as second:
         workers = [first, second]
-        assignments = wait_for_the_split(workers, timeout=60)
+        assignments = wait_for_the_split(workers, PARTITIONS, timeout=60)
         result = run_producer(["--key-by", "channel", str(tmp_path / "orchestra.mid")], env)
         assert result.returncode == 0, result.stderr
         summaries = collect_summaries(workers, CHANNELS, timeout=60)
