@@ -48,50 +48,49 @@ def parts_of(score) -> dict[int, list[tuple[float, list[int]]]]:
     return dict(parts)
 
 
-def matched_prefix(played: list[dict], expected: list) -> int:
-    """How many of ``expected`` the recording ``played`` holds from the start, in order."""
-    count = 0
-    while count < min(len(played), len(expected)) and played[count]["bytes"] == expected[count][1]:
-        count += 1
-    return count
-
-
 def analyse(score, recordings: list[list[dict]], left: int | None) -> dict:
-    """Per part: who played what; lost, repeated, sounding; handovers; cross-worker timing errors."""
-    parts = parts_of(score)
-    by_worker = [defaultdict(list) for _ in recordings]
-    for index, recording in enumerate(recordings):
-        for entry in recording:
-            by_worker[index][channel_of(entry["bytes"])].append(entry)
-    offsets, lost, repeated, handovers, extra = [], 0, 0, [], 0
-    for channel, expected in parts.items():
-        players = [index for index in range(len(recordings)) if by_worker[index][channel]]
-        first_message = {index: by_worker[index][channel][0]["time"] for index in players}
-        players.sort(key=first_message.get)
-        position = 0  # expected messages played so far, by the owners in turn
-        last_played_at = None
-        for index in players:
-            played = by_worker[index][channel]
-            # An owner after the first starts where the part's remaining messages begin: its first message.
-            start = position
-            if last_played_at is not None:
-                start = next((at for at in range(max(0, position - 2), len(expected))
-                              if expected[at][1] == played[0]["bytes"]), position)
-                repeated += max(0, position - start)
-                lost += max(0, start - position)
-                handovers.append((played[0]["time"] - last_played_at) * 1000)
-            count = matched_prefix(played, expected[start:])
-            for (at, _), entry in zip(expected[start:start + count], played):
-                offsets.append(entry["time"] - at)
-            extra += sum(not is_release(entry["bytes"]) for entry in played[count:])
-            position = max(position, start + count)
-            last_played_at = played[count - 1]["time"] if count else last_played_at
-        lost += len(expected) - position
+    """Per part, every worker's messages of its channel in the order they sounded, walked against the
+    part's own messages: lost, repeated and extra messages; each resumption (a gap where the part went
+    on from elsewhere in the score: a handover to another worker, or the same worker resuming after a
+    rebalance) and its time; cross-worker timing errors."""
+    offsets, lost, repeated, extra, handovers, resumed = [], 0, 0, 0, [], []
+    for channel, expected in parts_of(score).items():
+        heard = sorted(((entry["time"], index, entry["bytes"]) for index, recording in enumerate(recordings)
+                        for entry in recording if channel_of(entry["bytes"]) == channel))
+        cursor, last = 0, None  # next expected message; (time, worker) of the last one played
+        for at, worker, data in heard:
+            if cursor < len(expected) and data == expected[cursor][1]:
+                position = cursor
+            elif is_release(data):
+                continue  # a worker silencing the part as it lets it go
+            else:
+                position = resumes_at(expected, cursor, data)
+                if position is None:
+                    extra += 1
+                    continue
+                repeated += max(0, cursor - position)
+                lost += max(0, position - cursor)
+                if last is not None and worker == last[1]:
+                    resumed.append(round((at - last[0]) * 1000, 1))
+            if last is not None and worker != last[1]:
+                handovers.append(round((at - last[0]) * 1000, 1))
+            offsets.append(at - expected[position][0])
+            cursor, last = position + 1, (at, worker)
+        lost += len(expected) - cursor
     median = statistics.median(offsets)
     return {"timing_error_ms": percentiles([abs(offset - median) * 1000 for offset in offsets]),
             "lost": lost, "repeated": repeated, "extra": extra,
             "sounding": sounding(recordings[left]) if left is not None else 0,
-            "handover_ms": [round(ms, 1) for ms in handovers]}
+            "handover_ms": handovers, "resumed_ms": resumed}
+
+
+def resumes_at(expected: list, cursor: int, data: list[int]) -> int | None:
+    """Where in the part a message out of turn resumes it: the first place from a few messages back whose
+    message it is (a repeat of the last played, or a jump past some)."""
+    for position in range(max(0, cursor - 3), len(expected)):
+        if expected[position][1] == data:
+            return position
+    return None
 
 
 def sounding(recording: list[dict]) -> int:
@@ -164,7 +163,8 @@ def main() -> None:
         error = result["timing_error_ms"]
         print(f"{case:>8}: cross-worker timing error p50 / p99 / max {error['p50']:.2f} / {error['p99']:.2f} / "
               f"{error['max']:.2f} ms; lost {result['lost']}, repeated {result['repeated']}, extra {result['extra']}, "
-              f"left sounding {result['sounding']}; handovers {result['handover_ms']} ms "
+              f"left sounding {result['sounding']}; handovers {result['handover_ms']} ms, resumed on the same worker "
+              f"after {result['resumed_ms']} ms "
               f"(the workers said {result['reported_handover_ms']}); partitions {result['assignments']}")
 
 
