@@ -9,6 +9,10 @@ import mido
 TICKS_PER_BEAT = 960
 TEMPO = 500_000  # 120 bpm: one tick is 1/1920 s
 
+# A real piece by others, kept in the tests (licence beside it): 16 s of Mozart, 5 tracks after the
+# conductor's, one channel each, chords of up to 9 notes.
+K525_SHORT = Path(__file__).resolve().parent / "fixtures" / "k525short.mid"
+
 
 def seconds_to_ticks(seconds: float) -> int:
     return round(seconds * 1_000_000 * TICKS_PER_BEAT / TEMPO)

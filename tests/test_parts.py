@@ -12,10 +12,10 @@ from config.settings import KeyBy
 from models.midi_event import split_part
 from producer.parts import SongParts
 from producer.songs import read_song
+from tests.song_files import K525_SHORT
 
-ROOT = Path(__file__).resolve().parent.parent
 # music21's 16 s excerpt of Eine kleine Nachtmusik: 5 tracks after a conductor track, one channel each.
-K525 = ROOT / ".venv/lib/python3.11/site-packages/music21/omr/k525short.mid"
+K525 = K525_SHORT
 OPENMSX = Path("/usr/share/games/openttd/baseset/openmsx")
 LIMITS = {"max_file_bytes": 16 * 1024 * 1024, "max_song_seconds": 4 * 3600.0, "max_song_events": 1_000_000}
 SONG_ID = "k525short.mid@1a2b3c4d"

@@ -26,7 +26,7 @@ from harness.processes import ROOT, faust_command, run_producer, stop_process
 from producer.command import largest_record_bytes
 from producer.passes import new_song_id
 from producer.publish import DEFAULT_EVENTS_PER_RECORD, ensure_topic
-from tests.song_files import every_kind_timeline, write_song
+from tests.song_files import K525_SHORT, every_kind_timeline, write_song
 from tests.topic_values import records_on_topic
 from config.settings import KeyBy, bootstrap_servers
 
@@ -284,7 +284,7 @@ def test_a_stop_ends_the_song_being_published_with_an_end_event_counting_what_wa
     assert (stats.summary()["expected"], stats.summary()["lost"]) == (sent, 0)
 
 
-K525 = ROOT / ".venv/lib/python3.11/site-packages/music21/omr/k525short.mid"
+K525 = K525_SHORT
 
 
 @pytest.mark.parametrize("how, env, part", [

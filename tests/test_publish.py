@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from producer.publish import ensure_topic, kafka_producer, publish_song
 from producer.songs import ScoreEvent, Song, read_song
 from config.settings import KeyBy, bootstrap_servers
+from tests.song_files import K525_SHORT
 from tests.topic_values import records_on_topic
 
 TOPIC = "notes"
@@ -208,7 +209,7 @@ async def test_a_song_stopped_before_its_first_event_sends_nothing(broker_url):
     assert len(events) == 3
 
 
-K525 = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/music21/omr/k525short.mid"
+K525 = K525_SHORT
 
 
 @pytest.mark.parametrize("key_by, part_of", [
