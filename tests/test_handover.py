@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 
+import pytest
+
 from harness.processes import SONG_SUMMARY_MARK, WorkerProcess, parse_summary
 from tests.songs_in_flight import (SongInFlight, played_times, plays, score_events_of, songs_on_partitions,
                                    still_sounding)
@@ -140,6 +142,7 @@ def test_a_worker_killed_mid_song_hands_it_over_repeating_at_most_the_note_being
     handed_over_in_time(summary["handover_ms"], KILLED_HANDOVER_BOUND_MS)
 
 
+@pytest.mark.long
 def test_a_worker_started_mid_song_takes_songs_over_nothing_lost_or_twice(tmp_path, worker_env):
     envs = two_workers(worker_env, tmp_path)
     with WorkerProcess(envs[0]) as first:

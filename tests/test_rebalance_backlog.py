@@ -19,6 +19,8 @@ from datetime import datetime
 from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import bootstrap_servers
+import pytest
+
 from harness.processes import SONG_SUMMARY_MARK, WorkerProcess
 from producer.publish import kafka_producer
 from tests.recording_backend import read_recording
@@ -89,6 +91,7 @@ def note_ons(recording) -> list[tuple[int, ...]]:
             if entry["bytes"][0] & 0xF0 == 0x90 and entry["bytes"][2] > 0]
 
 
+@pytest.mark.long
 def test_a_rebalance_with_ten_seconds_queued_completes_in_time_and_each_song_plays_on_once(
         worker_env, broker_url, recording, tmp_path):
     partitioner = DefaultPartitioner()

@@ -144,6 +144,7 @@ def test_a_broker_down_mid_song_and_up_again_stalls_its_partition_only_and_loses
         assert outcome.summaries[song.song]["latency_ms"]["max"] >= (DOWN_SECONDS - 1) * 1000
 
 
+@pytest.mark.long
 def test_a_slow_broker_puts_its_partition_s_songs_behind_and_the_worker_names_that_partition(tmp_path):
     outcome = play_through_fault(tmp_path, lambda cluster, partition: cluster.broker_rtt(partition + 1, SLOW_RTT_MS))
 
@@ -163,6 +164,7 @@ def test_a_slow_broker_puts_its_partition_s_songs_behind_and_the_worker_names_th
         assert outcome.summaries[song.song]["latency_ms"]["p50"] >= max(SLOW_RTT_MS * 0.75, slowest_elsewhere)
 
 
+@pytest.mark.long
 def test_a_partition_leader_moved_mid_song_loses_and_repeats_nothing(tmp_path):
     outcome = play_through_fault(tmp_path, lambda cluster, partition: cluster.move_leader(TOPIC, partition, 1))
 
