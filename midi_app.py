@@ -44,6 +44,7 @@ app = MidiFaustApp(
     # Only the worker serves the web (--without-web skips it); on loopback unless MIDI_WEB_BIND or -b says.
     web_enabled=False,
     web_bind=settings.web_bind,
+    realtime_priority=settings.realtime_priority,
 )
 
 # Records travel as raw bytes and are decoded by models.midi_event.decode_record, so one bad record

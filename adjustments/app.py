@@ -22,6 +22,7 @@ from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
 from config.security import BrokerSecurity
 from playback.gc_pauses import freeze_what_exists
+from playback.realtime import take_realtime_priority
 from security.credentials import aiokafka_options
 from security.login import check_login
 
@@ -63,7 +64,8 @@ class Transport(faust_aiokafka.Transport):
 class MidiWorker(faust.Worker):
     """Faust's worker: refuses to start when an adjustment would break or the brokers refuse its TLS or
     login (security/login.py), switches the GIL more often
-    (here, for the worker command only: produce-midi leaves the interpreter as it is), freezes what it
+    (here, for the worker command only: produce-midi leaves the interpreter as it is), takes real-time
+    priority when asked before any of its threads start (playback/realtime.py), freezes what it
     made while starting out of later garbage collections (playback/gc_pauses.py), and reports an
     unreachable broker through the app's outage log."""
 
@@ -73,6 +75,11 @@ class MidiWorker(faust.Worker):
             raise SystemExit(f"midi_app worker: {problem}")
         super().__init__(app, *args, **kwargs)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        # Said once logging is set up (on_setup_root_logger).
+        self.realtime_line: tuple[int, str] | None = None
+        if app.realtime_priority:
+            taken, line = take_realtime_priority(app.realtime_priority)
+            self.realtime_line = (logging.INFO if taken else logging.WARNING, line)
 
     async def on_startup_finished(self) -> None:
         # Everything made while starting lives as long as the worker: out of every later collection.
@@ -87,6 +94,8 @@ class MidiWorker(faust.Worker):
         # Faust replaces the root logger's handlers when the worker starts; these are the ones it uses.
         super().on_setup_root_logger(logger, level)
         self.app.broker_outage_log.install(logger.handlers)
+        if self.realtime_line:
+            logging.getLogger(__name__).log(*self.realtime_line)
 
 
 class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):
@@ -95,8 +104,10 @@ class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):
     web server leaves ``/`` to the app's page (adjustments.page_at_root)."""
 
     def __init__(self, *args, fetch_waits: fetch_wait.FetchWaits, security: BrokerSecurity | None = None,
-                 **kwargs) -> None:
+                 realtime_priority: int = 0, **kwargs) -> None:
         self.fetch_waits = fetch_waits
+        # SCHED_FIFO priority the worker's time-keeping threads take (0: none; MIDI_REALTIME_PRIORITY).
+        self.realtime_priority = realtime_priority
         # The settings behind broker_credentials, for lines naming the one to fix.
         self.security = security or BrokerSecurity()
         # The consumer's, once its thread exists; counts the fetches by wait for the status line.

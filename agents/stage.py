@@ -114,6 +114,8 @@ class Stage:
         self.played_seqs = played_seqs
         self.commit_listeners = commit_listeners
         self.players: list[Player] = []
+        # Whether the agent has run here before (Faust restarts it after a crash).
+        self.started = False
         self.song_partitions = SongPartitions()
         # Acknowledgements in read order per partition, across runs of the agent: a record of a run
         # that crashed still comes before the records its successor reads.
@@ -134,9 +136,12 @@ class Stage:
     async def play(self, events: AsyncIterable) -> None:
         """Play every event (Faust's events: ``value``, ``key``, ``message.tp``, ``message.offset``,
         ``ack()``) until they end. Leaving, for any reason, an exception included, silences the outputs."""
-        # The agent starts before Faust lets any record through (recovery comes first): the one full
-        # collection of the worker's start-up garbage (~30 ms) is made here, where it delays no note.
-        freeze_what_exists()
+        # The agent's first start comes before Faust lets any record through (recovery comes first): the
+        # one full collection of the worker's start-up garbage (~30 ms) is made there, where it delays no
+        # note. Not on a restart after a crash: other partitions' songs may be sounding by then.
+        if not self.started:
+            self.started = True
+            freeze_what_exists()
         with open_outputs(self.settings) as outputs, self.gc_pauses:
             player = Player(outputs, self.settings, self.played_seqs, self.observer)
             self.players.append(player)

@@ -87,6 +87,14 @@ def _key_by(env: Mapping[str, str]) -> KeyBy:
         raise SettingsError(f"MIDI_KEY_BY={value!r}: choose song, channel or track") from None
 
 
+def _realtime_priority(env: Mapping[str, str]) -> int:
+    priority = int(_number(env, "MIDI_REALTIME_PRIORITY", Settings.realtime_priority, int, 0))
+    if priority > 99:
+        raw = env["MIDI_REALTIME_PRIORITY"].strip()
+        raise SettingsError(f"MIDI_REALTIME_PRIORITY={raw!r}: choose 1-99 (SCHED_FIFO's range), or 0 for none")
+    return priority
+
+
 def _virtual_port(env: Mapping[str, str]) -> str | None:
     value = env.get("MIDI_VIRTUAL_PORT", "").strip()
     if value in ("", "0"):
@@ -175,6 +183,10 @@ class Settings:
     lag_interval: float = 1.0
     # TLS and SASL for every connection to the brokers, both commands' (config/security.py).
     security: BrokerSecurity = BrokerSecurity()
+    # 1-99: the worker's and produce-midi's time-keeping threads run at this SCHED_FIFO priority
+    # (playback/realtime.py), so nothing else on the machine holds a due note back; needs root,
+    # CAP_SYS_NICE or an rtprio limit. 0 leaves them at ordinary priority.
+    realtime_priority: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -216,6 +228,7 @@ class Settings:
             web_client_queue=int(_number(env, "MIDI_WEB_CLIENT_QUEUE", cls.web_client_queue, int, 1)),
             lag_interval=_number(env, "MIDI_LAG_INTERVAL", cls.lag_interval, float, 0.1),
             security=BrokerSecurity.from_env(env),
+            realtime_priority=_realtime_priority(env),
         )
 
     @property

@@ -73,10 +73,9 @@ class BrokerLogFilter(logging.Filter):
             if failure is not None:
                 self.last_failure = failure
             return False
-        held = self.notices.allow()
-        if held is None:
+        held_back = self.notices.tail()
+        if held_back is None:
             return False
-        held_back = f" ({held} more since the last notice)" if held else ""
         record.msg = f"retrying for up to {self.timeout:g} s: {record.getMessage()}{held_back}"
         record.args = ()
         record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import threading
 from typing import Protocol, Sequence
@@ -46,6 +47,14 @@ class Sink(Protocol):
         """A song's releases were played; ``still_playing``: another song is sounding."""
 
     def close(self) -> None: ...
+
+
+def _ordinary_priority() -> None:
+    """Put the calling thread on ordinary time-sharing if it inherited a real-time policy from the thread
+    that started it (MIDI_REALTIME_PRIORITY, playback/realtime.py): rendering and writing are bulk work,
+    which at real-time priority could take a core from the broker for as long as they run."""
+    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 class ThreadedOutput:
@@ -81,6 +90,7 @@ class ThreadedOutput:
 
     def _run(self) -> None:
         try:
+            _ordinary_priority()
             while (item := self._items.get()) is not None:
                 work, first, at = item
                 try:

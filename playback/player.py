@@ -82,7 +82,7 @@ class Player:
         self.song_idle_timeout = settings.song_idle_timeout
         self._idle_watch: asyncio.Task | None = None
         self.invalid = 0
-        self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL)
+        self.invalid_notices = RateLimit(INVALID_LOG_INTERVAL, noun="report")
         self.observer = observer
         # The summary stays JSON for machines; a person reading the log on a terminal also gets it in words.
         self.readable_summaries = logging_to_terminal()
@@ -273,8 +273,7 @@ class Player:
 
     def _reject(self, raw: bytes | None, error: InvalidEvent) -> None:
         self.invalid += 1
-        held = self.invalid_notices.allow()
-        if held is None:
+        also = self.invalid_notices.tail()
+        if also is None:
             return
-        also = f" (and {held} more since the last report)" if held else ""
         logger.warning("skipped an invalid record: %s; value starts %r%s", error, (raw or b"")[:60], also)

@@ -117,6 +117,12 @@ class SongQueue:
         self.arrived = asyncio.Event()
         self.task: asyncio.Task | None = None
 
+    def stop_playing(self) -> None:
+        """Cancel the task playing this queue (unless it is the caller: a song ending itself) and forget it."""
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+        self.task = None
+
 
 class BufferedPlayout:
     """Plays each event at its song's start + score time + ``playout_delay``; an event arriving after
@@ -188,11 +194,10 @@ class BufferedPlayout:
     def _off_clock(self, song: str, behind: float) -> None:
         """Say (rate-limited) that a stamped song plays from its first event, which arrived ``behind`` s after
         its producer's clock had it sent (negative: before)."""
-        held = self.off_clock_notices.allow()
-        if held is None:
+        also = self.off_clock_notices.tail()
+        if also is None:
             return
         where = f"{behind:.1f} s after" if behind >= 0 else f"{-behind:.1f} s before"
-        also = f" (and {held} more since the last notice)" if held else ""
         logger.info("playing %s from its first event: it arrived %s its producer's clock sent it, beyond "
                     "MIDI_PLAYOUT_CLOCK_WINDOW (%g s)%s", song, where, self.clock_window, also)
 
@@ -210,8 +215,7 @@ class BufferedPlayout:
         queue = self.queues.pop(song, None)
         if queue is None:
             return
-        if queue.task is not None and queue.task is not asyncio.current_task():
-            queue.task.cancel()
+        queue.stop_playing()
         pending, queue.pending = queue.pending, deque()
         if acknowledge:
             for _, _, record in pending:
@@ -222,9 +226,7 @@ class BufferedPlayout:
         crashed: the player Faust's restarted agent makes plays them, acknowledging them as it does)."""
         queues, self.queues = self.queues, {}
         for queue in queues.values():
-            if queue.task is not None and queue.task is not asyncio.current_task():
-                queue.task.cancel()
-            queue.task = None
+            queue.stop_playing()
         return queues
 
     def adopt(self, song: str, queue: SongQueue) -> None:

@@ -18,6 +18,7 @@ from logs.broker_log import BrokerLogFilter, broker_log_filtered, describe
 from midi_app import app, settings
 from config.settings import KeyBy
 from models.midi_event import encode_events
+from playback.realtime import take_realtime_priority
 from producer.parts import WIDEST_PART_SUFFIX
 from producer.passes import Passes, new_song_id, publish_passes
 from producer.publish import DEFAULT_EVENTS_PER_RECORD, DeliveryFailed, ensure_topic, kafka_producer, padding
@@ -94,6 +95,10 @@ async def produce(paths: list[str], bootstrap_servers: str, topic: str, *, speed
         return 2
     await ensure_topic(bootstrap_servers, topic, midi_app.notes_topic.partitions, midi_app.notes_topic.replicas,
                        timeout=settings.producer_timeout, **security)
+    if settings.realtime_priority:
+        # The sends' pacing is the score's timing: it, too, must not wait for a core.
+        taken, line = take_realtime_priority(settings.realtime_priority)
+        say(line if taken else f"warning: {line}")
     async with kafka_producer(bootstrap_servers, timeout=settings.producer_timeout,
                               max_request_size=MAX_REQUEST_BYTES, **security) as producer:
         broker_log.publishing = True

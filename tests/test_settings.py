@@ -26,6 +26,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert settings.soundfont is None
     assert (settings.web_bind, settings.web_interval, settings.web_client_queue) == ("127.0.0.1", 0.1, 100)
     assert settings.lag_interval == 1.0
+    assert settings.realtime_priority == 0
 
 
 @pytest.mark.parametrize("env, fetch_wait_ms", [
@@ -83,6 +84,8 @@ def test_blank_values_count_as_unset():
     ("MIDI_WEB_INTERVAL", "0.5", "web_interval", 0.5),
     ("MIDI_WEB_CLIENT_QUEUE", "10", "web_client_queue", 10),
     ("MIDI_LAG_INTERVAL", "5", "lag_interval", 5.0),
+    ("MIDI_REALTIME_PRIORITY", "10", "realtime_priority", 10),
+    ("MIDI_REALTIME_PRIORITY", "99", "realtime_priority", 99),
 ])
 def test_each_variable_sets_its_setting(variable, value, attribute, expected):
     settings = Settings.from_env({variable: value})
@@ -127,6 +130,9 @@ def test_bootstrap_servers_is_the_plain_host_port_list_of_the_broker_url():
     ("MIDI_OUTPUT", "mid:", "write 'mid:PATH'"),
     ("MIDI_OUTPUT", "log:/tmp/x", "write 'log'"),
     ("MIDI_OUTPUT", " , ", "MIDI_OUTPUT is empty"),
+    ("MIDI_REALTIME_PRIORITY", "-1", "must be at least 0"),
+    ("MIDI_REALTIME_PRIORITY", "100", "choose 1-99 (SCHED_FIFO's range), or 0 for none"),
+    ("MIDI_REALTIME_PRIORITY", "high", "is not an integer"),
 ])
 def test_a_bad_value_is_refused_with_the_variable_and_the_reason(variable, value, reason):
     with pytest.raises(SettingsError) as error:

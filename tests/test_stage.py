@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from dataclasses import dataclass, field
@@ -272,3 +273,28 @@ async def test_a_revoke_lets_the_revoked_partitions_queued_songs_go_at_once_sile
     assert [0x91, 41, 90] in played
     released = played[played.index([0x90, 60, 90]):]
     assert [0x80, 60, 64] in released or [0x90, 60, 0] in released, "the revoked song's note was left sounding"
+
+
+async def test_only_the_agents_first_start_collects_every_generation_not_its_restart_after_a_crash():
+    # A full collection takes ~30 ms in a started worker: at a restart, other partitions' songs may be sounding.
+    full_collections = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full_collections.append(info)
+
+    stage = Stage(NOTES, {}, [], observer=CrashingObserver(note=61))
+    partition = TP("midi", 0)
+    gc.callbacks.append(count)
+    try:
+        with pytest.raises(CrashOfTheAgent):
+            await stage.play(events_of(
+                Event(song_record("a", 0, [(0.0, [0x90, 61, 90])]), b"a", Message(partition, 0), [])))
+        first_start = len(full_collections)
+        await stage.play(events_of(
+            Event(song_record("a", 1, [(0.1, [0x90, 62, 90])]), b"a", Message(partition, 1), [])))
+    finally:
+        gc.callbacks.remove(count)
+
+    assert first_start == 1
+    assert len(full_collections) == 1, "the restart collected every generation again"
