@@ -74,12 +74,12 @@ BROKER_KINDS = ("tansu", "mock")
 CHANGELOG = "midi_app-played_seqs-changelog"
 
 
-def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull):
+def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull, partitions: int = 1):
     """The broker a benchmark runs on, as a context manager yielding its URL: the embedded Tansu broker,
-    or librdkafka's mock cluster, which cannot create topics, with ``topics`` (one partition each) and
+    or librdkafka's mock cluster, which cannot create topics, with ``topics`` (``partitions`` each) and
     the table's changelog made beforehand."""
     if kind == "mock":
-        return mock_cluster(topics={topic: 1 for topic in [*topics, CHANGELOG]}, log_path=log_path)
+        return mock_cluster(topics={topic: partitions for topic in [*topics, CHANGELOG]}, log_path=log_path)
     return embedded_broker(log_path=log_path)
 
 

@@ -9,7 +9,7 @@ across all workers. Per case: parts lost (messages no worker played), repeated (
 left sounding on the worker that left, and the handover of each part that moved (its last message on the
 old owner to its first on the new one), beside the worker's own `handover_ms` where it reports one.
 
-    .venv/bin/python bench/orchestra.py [--song FILE] [--cases together,stop,kill] [--at 0.4] [--smoke]
+    .venv/bin/python bench/orchestra.py [--song FILE] [--cases together,stop,kill] [--at 0.4] [--smoke] [--broker tansu|mock]
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import bench_broker, percentiles
+from common import BROKER_KINDS, bench_broker, percentiles
 
 from harness.group import collect_summaries, is_release, wait_for_the_split
 from harness.processes import WorkerProcess, run_producer
@@ -108,10 +108,11 @@ def sounding(recording: list[dict]) -> int:
     return len(on)
 
 
-def play(song: Path, score, case: str, at: float, folder: Path) -> dict:
+def play(song: Path, score, case: str, at: float, folder: Path, broker: str = "tansu") -> dict:
     parts = parts_of(score)
-    with bench_broker("tansu", [], str(folder / f"broker-{case}.log")) as broker_url:
-        env = {"BROKER_URL": broker_url, "MIDI_TOPIC": f"orchestra-{case}", "MIDI_TOPIC_PARTITIONS": str(PARTITIONS),
+    topic = f"orchestra-{case}"
+    with bench_broker(broker, [topic], str(folder / f"broker-{case}.log"), partitions=PARTITIONS) as broker_url:
+        env = {"BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDI_TOPIC_PARTITIONS": str(PARTITIONS),
                "MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.5", "MIDI_OUTPUT": "port",
                "MIDO_BACKEND": "tests.recording_backend"}
         envs = [{**env, "APP_DATADIR": str(folder / f"{case}-data-{index}"),
@@ -149,6 +150,8 @@ def main() -> None:
     parser.add_argument("--cases", default="together,stop,kill")
     parser.add_argument("--at", type=float, default=0.4, help="when a worker leaves, as a fraction of the song")
     parser.add_argument("--smoke", action="store_true", help="the first 12 s of the song, together only")
+    parser.add_argument("--broker", choices=BROKER_KINDS, default="tansu",
+                        help="the embedded Tansu broker, or librdkafka's mock cluster (bench/common.py)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="midi-orchestra-"))
     song, score = args.song, mido_score(args.song)
@@ -157,9 +160,9 @@ def main() -> None:
         song, cases = folder / "excerpt.mid", ["together"]
         score = write_excerpt(args.song, song, seconds=12.0)
     print(f"song: {args.song.name}, {len(score)} messages on {len(parts_of(score))} channels over "
-          f"{score[-1][0]:.0f} s; {WORKERS} workers, {PARTITIONS} partitions, buffered 0.5 s; files in {folder}")
+          f"{score[-1][0]:.0f} s; {WORKERS} workers, {PARTITIONS} partitions, buffered 0.5 s; broker: {args.broker}; files in {folder}")
     for case in cases:
-        result = play(song, score, case, args.at, folder)
+        result = play(song, score, case, args.at, folder, args.broker)
         error = result["timing_error_ms"]
         print(f"{case:>8}: cross-worker timing error p50 / p99 / max {error['p50']:.2f} / {error['p99']:.2f} / "
               f"{error['max']:.2f} ms; lost {result['lost']}, repeated {result['repeated']}, extra {result['extra']}, "

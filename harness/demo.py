@@ -11,14 +11,17 @@ it plays through (with ``-l debug``, all of it, Faust's start-up tables included
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
 from brokers.embedded import embedded_broker, free_port
 from harness.processes import WorkerProcess, run_producer, songs_published
+from playback.realtime import SETTING as REALTIME_SETTING, take_realtime_priority
 from terminal.progress import SongProgress
 from terminal.song_table import print_song_table
 
@@ -34,6 +37,9 @@ SHOWN_LEVELS = {"WARNING", "ERROR", "CRITICAL"}
 # Info lines that say where the music goes: the port, the synth, the file.
 SHOWN_INFO = ("playing through", "recording what is played", "recording the MIDI played")
 WROTE = re.compile(r"wrote (?P<seconds>[\d.]+) s of audio to (?P<path>.+?)\s*$")
+# The demo shows the app at its best: where the system permits it, the worker and the producer keep time
+# at this real-time priority (playback/realtime.py). A MIDI_REALTIME_PRIORITY of the user's own wins.
+DEMO_REALTIME_PRIORITY = 10
 
 
 class WorkerLines:
@@ -97,13 +103,25 @@ def web_port() -> int:
     return WEB_PORT
 
 
+def realtime_settings() -> dict[str, str]:
+    """``MIDI_REALTIME_PRIORITY`` for the demo's worker and producer if this user may take it (tried on a
+    thread that then ends, so the demo itself keeps its priority); nothing if not, or if it is set already."""
+    if os.environ.get(REALTIME_SETTING, "").strip():
+        return {}
+    permitted = []
+    probe = threading.Thread(target=lambda: permitted.append(take_realtime_priority(DEMO_REALTIME_PRIORITY)[0]))
+    probe.start()
+    probe.join()
+    return {REALTIME_SETTING: str(DEMO_REALTIME_PRIORITY)} if permitted[0] else {}
+
+
 def main(paths: list[str], everything: bool = False, stream: TextIO = sys.stdout, workdir: Path | None = None) -> int:
     workdir = Path.cwd() if workdir is None else workdir
     paths = [str(Path(path).resolve()) for path in paths]
     terminal = stream.isatty()
     with open(workdir / "demo-worker.log", "w") as worker_log, SongProgress(stream, keep_finished=True) as view:
         with embedded_broker(log_path=str(workdir / "demo-broker.log")) as broker_url:
-            env = {"BROKER_URL": broker_url}
+            env = {"BROKER_URL": broker_url, **realtime_settings()}
             view.say(f"embedded broker at {broker_url}; the worker's log: {workdir / 'demo-worker.log'}")
             with WorkerProcess(env, echo=WorkerLines(worker_log, view.say, everything), cwd=workdir,
                                web_port=web_port()) as worker:

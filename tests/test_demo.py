@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.demo import realtime_settings
 from tests.jack_server import JACK_BACKEND
 from tests.song_files import every_kind_timeline, write_song
 
@@ -111,3 +112,21 @@ def test_on_a_terminal_the_demo_draws_a_progress_bar_per_song_then_the_table(tmp
     assert re.search(rf"short\.mid@\w+ +━+ +{events}/{events} events", plain)
     assert "events sent" not in plain, "plain progress lines on a terminal"
     assert_quiet_and_tabulated(plain, tmp_path, events)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take real-time priority")
+def test_where_permitted_the_demo_keeps_time_at_real_time_priority_and_a_users_own_setting_wins(monkeypatch):
+    monkeypatch.delenv("MIDI_REALTIME_PRIORITY", raising=False)
+    assert realtime_settings() == {"MIDI_REALTIME_PRIORITY": "10"}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER, "the probe changed the demo's own thread"
+
+    monkeypatch.setenv("MIDI_REALTIME_PRIORITY", "0")
+    assert realtime_settings() == {}
+
+    # Without CAP_SYS_NICE and with no rtprio allowance, as an ordinary user: nothing asked, nothing said.
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0)); "
+            "from harness.demo import realtime_settings; print(realtime_settings())")
+    env = {key: value for key, value in demo_env().items() if key != "MIDI_REALTIME_PRIORITY"}
+    ran = subprocess.run(["setpriv", "--bounding-set", "-sys_nice", sys.executable, "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "{}\n", "")
