@@ -165,11 +165,13 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
         elapsed = now[0] - last[0]
         rows.append({"window": index, "worker_cpu": (now[1] - last[1]) / elapsed * 100,
                      "broker_cpu": (now[2] - last[2]) / elapsed * 100, "worker_rss_mib": worker_sample.rss_mib(),
+                     # The worker's own heap, without the probe's mapped file (bench/common.py).
+                     "worker_anon_mib": worker_sample.rss_mib("RssAnon"),
                      "broker_rss_mib": broker.rss_mib(), "records_held": held})
         last = now
         row = rows[-1]
         print(f"  {mode} {(index + 1) * window:5.0f} s:"
-              f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB,"
+              f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB ({row['worker_anon_mib']:.1f} anon),"
               f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held",
               flush=True)
     return rows
@@ -258,13 +260,13 @@ def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path) -> lis
 
 def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
-          f"{'worker':>7} {'w MiB':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
+          f"{'worker':>7} {'w MiB':>6} {'w anon':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
     for row in rows:
         error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
         print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} "
               f"{error.get('p50', float('nan')):8.2f} "
               f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
-              f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['broker_cpu']:6.0f}% "
+              f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['worker_anon_mib']:6.1f} {row['broker_cpu']:6.0f}% "
               f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
         if args.json:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
