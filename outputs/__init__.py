@@ -89,18 +89,20 @@ class OutputSet:
         """Send several messages (a chord), each with its song, back to back on each port, then hand
         them to the threaded outputs."""
         at = self.clock()
-        # Tracked before sending: if a port raises, the ports before it already sound the notes, and
-        # the release that follows the crash must reach them.
-        chord = []
-        for message, song in messages:
-            sounding = self.sounding.get(song)
-            if sounding is None:
-                sounding = self.sounding[song] = SoundingNotes()
-            sounding.track(message)
-            chord.append(message)
-        for port in self.ports:
-            for message in chord:
-                port.send(message)
+        chord = [message for message, _ in messages]
+        try:
+            for port in self.ports:
+                for message in chord:
+                    port.send(message)
+        finally:
+            # Tracked once sent, so the first message leaves at once (~1 µs a message, 0.1 ms for the
+            # 109 at the start of a 13-channel piece); tracked even when a port raised, as the ports
+            # before it already sound the notes and the release that follows the crash must reach them.
+            for message, song in messages:
+                sounding = self.sounding.get(song)
+                if sounding is None:
+                    sounding = self.sounding[song] = SoundingNotes()
+                sounding.track(message)
         for output in self.threaded:
             output.hand_off(chord, at)
 

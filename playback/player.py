@@ -151,14 +151,18 @@ class Player:
             # commits until the worker restarts.
             record.finished_one()
 
-    def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
+    def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None,
+                   messages: list[mido.Message] | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
-        note them for resuming); empties ``chord``."""
+        note them for resuming); empties ``chord``. ``messages``: theirs, made beforehand (buffered
+        playback makes them on arrival); else they are made here."""
         if not chord:
             return
         if self.outputs.outputs:
-            # The bytes were checked when the record was decoded.
-            self.outputs.send_together([(mido.Message.from_bytes(event.message), event.song) for event in chord])
+            if messages is None:
+                # The bytes were checked when the record was decoded.
+                messages = [mido.Message.from_bytes(event.message) for event in chord]
+            self.outputs.send_together(list(zip(messages, (event.song for event in chord))))
         played_at = time.time()
         songs = self.book.songs
         highest_seq: dict[str, int] = {}
@@ -195,8 +199,8 @@ class Player:
         go here as their events play, and their resume points noted here."""
         for song, (stats, queue) in handed.items():
             self.book.songs[song] = stats
-            for _, _, record in queue.pending:
-                record.resume_points = self.resume_points
+            for queued in queue.pending:
+                queued.record.resume_points = self.resume_points
             self.playout.adopt(song, queue)
         if handed:
             self._watch_idle_songs()
