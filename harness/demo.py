@@ -40,6 +40,8 @@ WROTE = re.compile(r"wrote (?P<seconds>[\d.]+) s of audio to (?P<path>.+?)\s*$")
 # The demo shows the app at its best: where the system permits it, the worker and the producer keep time
 # at this real-time priority (playback/realtime.py). A MIDI_REALTIME_PRIORITY of the user's own wins.
 DEMO_REALTIME_PRIORITY = 10
+# ... and the embedded broker below them: the fetch cycle live notes wait for must not wait for a core.
+DEMO_BROKER_PRIORITY = 5
 
 
 class WorkerLines:
@@ -120,8 +122,10 @@ def main(paths: list[str], everything: bool = False, stream: TextIO = sys.stdout
     paths = [str(Path(path).resolve()) for path in paths]
     terminal = stream.isatty()
     with open(workdir / "demo-worker.log", "w") as worker_log, SongProgress(stream, keep_finished=True) as view:
-        with embedded_broker(log_path=str(workdir / "demo-broker.log")) as broker_url:
-            env = {"BROKER_URL": broker_url, **realtime_settings()}
+        realtime = realtime_settings()
+        with embedded_broker(log_path=str(workdir / "demo-broker.log"),
+                             realtime_priority=DEMO_BROKER_PRIORITY if realtime else 0) as broker_url:
+            env = {"BROKER_URL": broker_url, **realtime}
             view.say(f"embedded broker at {broker_url}; the worker's log: {workdir / 'demo-worker.log'}")
             with WorkerProcess(env, echo=WorkerLines(worker_log, view.say, everything), cwd=workdir,
                                web_port=web_port()) as worker:

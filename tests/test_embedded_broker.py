@@ -1,6 +1,7 @@
 """embedded_broker: a real Kafka-compatible broker on loopback that starts, carries records and stops."""
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -50,3 +51,26 @@ def test_the_broker_listens_on_the_given_port_only_while_in_use(tmp_path):
 
     assert not accepts_connections(port)
     assert not wait_for_listener(port, timeout=0.5)
+
+
+def broker_threads_policies(port: int) -> list[tuple[int, int]]:
+    """(policy, priority) of every thread of the broker started with ``--listener-url tcp://127.0.0.1:PORT``."""
+    listener = f"tcp://127.0.0.1:{port}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if listener in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0"):
+                return [(os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+                        for tid in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+    raise AssertionError(f"no broker process listening at {listener!r}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take real-time priority")
+def test_asked_for_it_every_thread_of_the_broker_runs_at_real_time_priority_and_not_otherwise():
+    port = free_port()
+    with embedded_broker(port, realtime_priority=5):
+        assert set(broker_threads_policies(port)) == {(os.SCHED_FIFO, 5)}
+    port = free_port()
+    with embedded_broker(port):
+        assert set(broker_threads_policies(port)) == {(os.SCHED_OTHER, 0)}
