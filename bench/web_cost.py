@@ -5,7 +5,7 @@ Runs are interleaved (each variant once per round) so a busy spell of the machin
 them; the spread of the runs without the web is what the others are judged against. A page that never
 reads is closed by the worker's WebSocket heartbeat after about 15 s, so songs here last 12 s.
 
-    .venv/bin/python bench/web_cost.py [--seconds S] [--runs N] [--modes live,buffered] [--broker tansu|mock]
+    .venv/bin/python bench/web_cost.py [--seconds S | --song FILE] [--runs N] [--modes live,buffered] [--broker tansu|mock]
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from harness.processes import WorkerProcess, run_producer
 from tests.browser import headless_chromium, wait_until
 from tests.recording_backend import read_recording
 from tests.silent_client import silent_websocket
+from tests.song_files import mido_score
 
 MODES = {"live": {"MIDI_PLAYBACK": "live"},
          "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
@@ -108,19 +109,24 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--song", type=Path, help="play this MIDI file instead of the generated dense song "
+                                                  "(under ~15 s for the variant of a page that never reads)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="live,buffered")
     parser.add_argument("--broker", choices=BROKER_KINDS, default="tansu")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="midi-web-cost-"))
-    song = folder / "dense.mid"
-    score = write_dense_song(song, args.seconds)
+    if args.song:
+        song, score = args.song, mido_score(args.song)
+    else:
+        song = folder / "dense.mid"
+        score = write_dense_song(song, args.seconds)
     modes = [mode for mode in MODES if mode in args.modes.split(",")]
     variants = [variant for variant in VARIANTS if variant in args.variants.split(",")]
     topics = [f"web-{mode}-{index}-{run}"
               for mode in modes for index in range(len(VARIANTS)) for run in range(args.runs)]
-    print(f"song: {len(score)} events over {score[-1][0]:.1f} s; broker {args.broker}; {args.runs} runs of each")
+    print(f"song: {song.name}, {len(score)} events over {score[-1][0]:.1f} s; broker {args.broker}; {args.runs} runs of each")
     with bench_broker(args.broker, topics) as broker_url:
         for mode in modes:
             results: dict[str, list[dict]] = {variant: [] for variant in variants}
