@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 
 from brokers.embedded import embedded_broker  # noqa: E402
 from brokers.mock_cluster import mock_cluster  # noqa: E402
+from playback.realtime import broker_priority_below  # noqa: E402
 from playback.stats import percentiles  # noqa: E402
 from producer.publish import ensure_topic  # noqa: E402
 from config.settings import Settings  # noqa: E402
@@ -83,8 +84,8 @@ def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull, parti
     if kind == "mock":
         return mock_cluster(topics={topic: partitions for topic in [*topics, CHANGELOG]}, log_path=log_path)
     # With the workers at real-time priority, the embedded broker runs just below them (brokers/embedded.py).
-    worker_priority = Settings.from_env().realtime_priority
-    return embedded_broker(log_path=log_path, realtime_priority=max(1, worker_priority - 5) if worker_priority else 0)
+    return embedded_broker(log_path=log_path,
+                           realtime_priority=broker_priority_below(Settings.from_env().realtime_priority))
 
 
 async def values_from_start(broker_url: str, topic: str) -> AsyncIterator[bytes]:

@@ -9,7 +9,8 @@ across all workers. Per case: parts lost (messages no worker played), repeated (
 left sounding on the worker that left, and the handover of each part that moved (its last message on the
 old owner to its first on the new one), beside the worker's own `handover_ms` where it reports one.
 
-    .venv/bin/python bench/orchestra.py [--song FILE] [--cases together,stop,kill] [--at 0.4] [--smoke] [--broker tansu|mock]
+    .venv/bin/python bench/orchestra.py [--song FILE] [--cases together,stop,kill] [--at 0.4] [--smoke]
+        [--broker tansu|mock]
 """
 from __future__ import annotations
 
@@ -160,7 +161,8 @@ def main() -> None:
         song, cases = folder / "excerpt.mid", ["together"]
         score = write_excerpt(args.song, song, seconds=12.0)
     print(f"song: {args.song.name}, {len(score)} messages on {len(parts_of(score))} channels over "
-          f"{score[-1][0]:.0f} s; {WORKERS} workers, {PARTITIONS} partitions, buffered 0.5 s; broker: {args.broker}; files in {folder}")
+          f"{score[-1][0]:.0f} s; {WORKERS} workers, {PARTITIONS} partitions, buffered 0.5 s; broker: {args.broker}; "
+          f"files in {folder}")
     for case in cases:
         result = play(song, score, case, args.at, folder, args.broker)
         error = result["timing_error_ms"]

@@ -266,7 +266,8 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
         print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} "
               f"{error.get('p50', float('nan')):8.2f} "
               f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
-              f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['worker_anon_mib']:6.1f} {row['broker_cpu']:6.0f}% "
+              f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['worker_anon_mib']:6.1f} "
+              f"{row['broker_cpu']:6.0f}% "
               f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
         if args.json:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)

@@ -5,7 +5,8 @@ Runs are interleaved (each variant once per round) so a busy spell of the machin
 them; the spread of the runs without the web is what the others are judged against. A page that never
 reads is closed by the worker's WebSocket heartbeat after about 15 s, so songs here last 12 s.
 
-    .venv/bin/python bench/web_cost.py [--seconds S | --song FILE] [--runs N] [--modes live,buffered] [--broker tansu|mock]
+    .venv/bin/python bench/web_cost.py [--seconds S | --song FILE] [--runs N] [--modes live,buffered]
+        [--broker tansu|mock]
 """
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ def main() -> None:
     variants = [variant for variant in VARIANTS if variant in args.variants.split(",")]
     topics = [f"web-{mode}-{index}-{run}"
               for mode in modes for index in range(len(VARIANTS)) for run in range(args.runs)]
-    print(f"song: {song.name}, {len(score)} events over {score[-1][0]:.1f} s; broker {args.broker}; {args.runs} runs of each")
+    print(f"song: {song.name}, {len(score)} events over {score[-1][0]:.1f} s; broker {args.broker}; "
+          f"{args.runs} runs of each")
     with bench_broker(args.broker, topics) as broker_url:
         for mode in modes:
             results: dict[str, list[dict]] = {variant: [] for variant in variants}

@@ -30,6 +30,13 @@ def take_realtime_priority(priority: int) -> tuple[bool, str]:
                        f"priority. Run as root, give the process CAP_SYS_NICE, or allow the user an rtprio of "
                        f"{priority} or more (/etc/security/limits.conf; `ulimit -r` shows the limit now)")
     except (AttributeError, OSError) as exc:  # no SCHED_FIFO on this system, or a priority it refuses
-        return False, f"{SETTING}={priority}: real-time scheduling unavailable here ({exc}); playing at ordinary priority"
+        return False, (f"{SETTING}={priority}: real-time scheduling unavailable here ({exc}); "
+                       "playing at ordinary priority")
     return True, f"keeping time at real-time priority {priority} (SCHED_FIFO, {SETTING})"
 
+
+def broker_priority_below(priority: int) -> int:
+    """The priority an embedded broker sharing the machine takes beside time-keeping threads at ``priority``
+    (0: none): real-time too, so its fetch cycle, which live notes wait for, never waits for a core, but
+    below them, so a due note comes first."""
+    return max(1, priority - 5) if priority else 0

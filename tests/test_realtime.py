@@ -18,7 +18,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take (o
 
 
 def in_a_thread(work):
-    """``work()``'s result, run in a thread of its own: the policy is taken per thread, and pytest's must stay as it is."""
+    """``work()``'s result, run in a thread of its own: the policy is taken per thread, and pytest's must
+    stay as it is."""
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("value", work()))
     thread.start()
@@ -51,7 +52,8 @@ def test_the_thread_and_the_threads_it_starts_keep_time_at_fifo_but_an_outputs_t
         sink = PolicyRecordingSink()
         with ThreadedOutput(sink, "recording") as output:
             output.hand_off([], 0.0)
-        return taken, line, os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, child["policy"], sink.policies
+        policy, priority = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+        return taken, line, policy, priority, child["policy"], sink.policies
 
     taken, line, policy, priority, child_policy, output_policies = in_a_thread(take_then_start_threads)
 
