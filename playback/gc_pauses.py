@@ -20,6 +20,14 @@ def freeze_what_exists(collect: bool = True) -> None:
     gc.freeze()
 
 
+def collect_all_then_freeze() -> None:
+    """Between two pieces of timed work (the producer's songs): put back what the last freeze kept out,
+    collect everything (~45 ms in produce-midi), and freeze what is still alive. Nothing stays frozen
+    past the next call, so what became garbage in a cycle meanwhile is collected then, not kept all day."""
+    gc.unfreeze()
+    freeze_what_exists()
+
+
 class GcPauses:
     """Counts collections and keeps the longest pause since ``take`` was last called, while installed."""
 

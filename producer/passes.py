@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 from aiokafka import AIOKafkaProducer
 
 from config.settings import KeyBy
+from playback.gc_pauses import collect_all_then_freeze
 
 from producer.publish import SongReport, publish_song
 from producer.songs import Song, SongError
@@ -115,6 +116,11 @@ async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Pat
                 view.say(f"rejected: {exc}")
                 run.rejected.add(path)
                 continue
+            # Off the song's clock: produce-midi's full collections took 42-52 ms and fell near songs'
+            # starts (reading a song makes ~10,000 objects), its younger ones up to 1.6 ms within songs;
+            # a send held there leaves after its sent_at stamp, and live workers heard the song's first
+            # chord 4-10 ms late. Collected and frozen here, each song's sends only walk their own garbage.
+            collect_all_then_freeze()
             song_id = new_song_id(path)
             view.started(song_id, len(song.events), song.duration, label,
                          line=f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")

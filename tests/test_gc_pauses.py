@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gc
 
-from playback.gc_pauses import GcPauses, freeze_what_exists
+from playback.gc_pauses import GcPauses, collect_all_then_freeze, freeze_what_exists
 
 
 def test_each_collection_is_counted_and_the_longest_pause_kept_until_taken():
@@ -51,3 +51,21 @@ def test_freezing_without_collecting_keeps_garbage_frozen_too():
         if enabled:
             gc.enable()
     assert frozen_without - frozen_after_collecting >= 5_000
+
+
+def test_collecting_all_again_lets_go_of_cycles_that_died_while_frozen():
+    # Alive at the first freeze, unreachable rings afterwards: frozen, no collection could take them.
+    rings = []
+    for _ in range(10_000):
+        ring: list = []
+        ring.append(ring)
+        rings.append(ring)
+    try:
+        collect_all_then_freeze()
+        with_rings = gc.get_freeze_count()
+        del rings
+        collect_all_then_freeze()
+        assert with_rings - gc.get_freeze_count() >= 10_000, "the dead rings were collected"
+        assert gc.get_freeze_count() > 0, "what lives is frozen again"
+    finally:
+        gc.unfreeze()
