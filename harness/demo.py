@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from brokers import local_fetch_wait
 from brokers.embedded import embedded_broker, free_port
 from harness.processes import WorkerProcess, run_producer, songs_published
 from playback.realtime import SETTING as REALTIME_SETTING, broker_priority_below, take_realtime_priority
@@ -40,11 +41,6 @@ WROTE = re.compile(r"wrote (?P<seconds>[\d.]+) s of audio to (?P<path>.+?)\s*$")
 # The demo shows the app at its best: where the system permits it, the worker and the producer keep time
 # at this real-time priority (playback/realtime.py). A MIDI_REALTIME_PRIORITY of the user's own wins.
 DEMO_REALTIME_PRIORITY = 10
-# The embedded broker answers a fetch only when its wait ends, so live notes jitter by up to the wait:
-# 1 ms instead of the worker's default 2 took make run's timing error p99 per song from 1.58-4.55 ms (two
-# runs) to 1.52-2.00 ms (four), at real-time priority (2026-11-30), for more fetches over a 40 s demo.
-# A user's own MIDI_FETCH_WAIT_MS wins.
-DEMO_FETCH_WAIT_MS = 1
 
 
 class WorkerLines:
@@ -129,9 +125,8 @@ def main(paths: list[str], everything: bool = False, stream: TextIO = sys.stdout
         broker_log = str(workdir / "demo-broker.log")
         broker_priority = broker_priority_below(DEMO_REALTIME_PRIORITY if realtime else 0)
         with embedded_broker(log_path=broker_log, realtime_priority=broker_priority) as broker_url:
-            fetch_wait = {} if os.environ.get("MIDI_FETCH_WAIT_MS", "").strip() else {
-                "MIDI_FETCH_WAIT_MS": str(DEMO_FETCH_WAIT_MS)}
-            env = {"BROKER_URL": broker_url, **realtime, **fetch_wait}
+            # The embedded broker answers a fetch only when its wait ends (brokers/__init__.py).
+            env = {"BROKER_URL": broker_url, **realtime, **local_fetch_wait()}
             view.say(f"embedded broker at {broker_url}; the worker's log: {workdir / 'demo-worker.log'}")
             with WorkerProcess(env, echo=WorkerLines(worker_log, view.say, everything), cwd=workdir,
                                web_port=web_port()) as worker:
