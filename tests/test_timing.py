@@ -5,7 +5,7 @@ import asyncio
 import random
 import time
 
-from playback.timing import SharedWaits, wait_until
+from playback.timing import FINAL_APPROACH, SharedWaits, wait_until
 
 WAITS = 200
 
@@ -42,11 +42,24 @@ async def test_other_tasks_keep_running_while_waiting():
 
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0)
-    # The loop is free while the wait sleeps in a thread, and in the final approach that yields to it.
+    # The loop is free while the wait sleeps in a thread; only the final approach holds it.
     await wait_until(time.perf_counter() + 0.0015)
     ticker.cancel()
 
     assert ticks > 10
+
+
+async def test_no_other_callback_runs_in_the_final_approach():
+    # Yielding to the loop there let another task's callback (a record arriving, decoded and queued)
+    # run in the middle of it, and the wait was late by that callback.
+    ran = []
+    asyncio.get_running_loop().call_soon(ran.append, "other task")
+    deadline = time.perf_counter() + FINAL_APPROACH / 2  # within the final approach from the start
+    await wait_until(deadline)
+    assert time.perf_counter() >= deadline
+    assert ran == [], "a callback ran while the wait watched the clock"
+    await asyncio.sleep(0)
+    assert ran == ["other task"]
 
 
 async def test_waiting_leaves_the_cpu_to_others():
