@@ -143,6 +143,30 @@ def per_window(matched, started: float, window: float) -> dict[int, dict]:
             for index in sorted(errors)}
 
 
+def same_music_drift(matched) -> dict[str, dict]:
+    """Each song file's timing error p99 on its first whole play and on its last, in ms: the same music at
+    the start and at the end of the run. A minute's p99 depends on what it plays (a dense orchestral
+    minute is not a sparse one), so comparing the run's first and last minutes mixes what the music
+    asks with any slowdown; the same song played early and late does not."""
+    offsets = defaultdict(list)
+    for played_at, score_time, _, song in matched:
+        offsets[song].append((played_at, played_at - score_time))
+    plays = defaultdict(list)  # file name -> [(first played at, events, p99)], in the order played
+    for song, timed in offsets.items():
+        median = statistics.median(offset for _, offset in timed)
+        errors = [abs(offset - median) * 1000 for _, offset in timed]
+        plays[song.split("@")[0]].append((min(at for at, _ in timed), len(timed), percentiles(errors)["p99"]))
+    drift = {}
+    for name, played in plays.items():
+        played.sort()
+        whole = max(events for _, events, _ in played)
+        complete = [p99 for _, events, p99 in played if events == whole]
+        if len(complete) >= 2:
+            drift[name] = {"plays": len(complete), "first_p99": complete[0], "last_p99": complete[-1],
+                           "ratio": round(complete[-1] / complete[0], 2) if complete[0] else None}
+    return drift
+
+
 def publish_until(deadline: float, stopping: threading.Event, songs: list[Path], env: dict, log: Path) -> None:
     """``produce-midi --passes forever`` over ``songs`` until ``deadline`` (or ``stopping``), then SIGTERM:
     the song in flight ends there with its end event."""
@@ -180,7 +204,8 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
     return rows
 
 
-def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path) -> list[dict]:
+def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path,
+         json_rows: bool = False) -> list[dict]:
     topic = f"soak-{mode}"
     recording = folder / f"{topic}.jsonl"
     env = {**os.environ, "BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
@@ -213,6 +238,11 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
         row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
     print(f"  {mode}: {len(matched):,} events matched, {extra} played messages matched nothing, "
           f"{missing} events sent but not played; each event's timing in {folder / f'{topic}-matched.json'}")
+    for name, figures in same_music_drift(matched).items():
+        print(f"{mode}: same music, first and last whole play of {name} ({figures['plays']} plays): timing error "
+              f"p99 {figures['first_p99']:.2f} -> {figures['last_p99']:.2f} ms ({figures['ratio']}x)")
+        if json_rows:
+            print("soak drift " + json.dumps({"mode": mode, "song": name, **figures}), flush=True)
     return rows
 
 
@@ -253,12 +283,13 @@ def main() -> None:
         return
     with bench_broker(args.broker, [f"soak-{mode}" for mode in modes], str(folder / "broker.log")) as broker_url:
         for mode in modes:
-            print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder), args)
+            print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder, args.json),
+                       args)
 
 
 def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path) -> list[dict]:
     with bench_broker(args.broker, [f"soak-{mode}"], str(folder / f"broker-{mode}.log")) as broker_url:
-        return soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder)
+        return soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder, args.json)
 
 
 def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
