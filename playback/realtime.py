@@ -16,6 +16,8 @@ threads whatever real-time ones do (``/proc/sys/kernel/sched_rt_runtime_us``).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 SETTING = "MIDI_REALTIME_PRIORITY"
 
@@ -40,3 +42,19 @@ def broker_priority_below(priority: int) -> int:
     (0: none): real-time too, so its fetch cycle, which live notes wait for, never waits for a core, but
     below them, so a due note comes first."""
     return max(1, priority - 5) if priority else 0
+
+
+@contextmanager
+def ordinary_priority() -> Iterator[None]:
+    """Run the block at ordinary priority (SCHED_OTHER) in the calling thread, then put its policy back:
+    for bulk work between time-keeping (produce-midi's garbage collection between songs, ~45 ms), which
+    at real-time priority kept cores from the workers and the broker sharing the machine."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    if policy == os.SCHED_OTHER:
+        yield
+        return
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, param)

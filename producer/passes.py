@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.settings import KeyBy
 from playback.gc_pauses import collect_all_then_freeze
+from playback.realtime import ordinary_priority
 
 from producer.publish import SongReport, publish_song
 from producer.songs import Song, SongError
@@ -120,7 +121,11 @@ async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Pat
             # starts (reading a song makes ~10,000 objects), its younger ones up to 1.6 ms within songs;
             # a send held there leaves after its sent_at stamp, and live workers heard the song's first
             # chord 4-10 ms late. Collected and frozen here, each song's sends only walk their own garbage.
-            collect_all_then_freeze()
+            # At ordinary priority: at real-time priority two producers collecting at once held both
+            # cores of the soak's machine, and the last notes of the song just sent reached a live
+            # worker on it 9-53 ms late.
+            with ordinary_priority():
+                collect_all_then_freeze()
             song_id = new_song_id(path)
             view.started(song_id, len(song.events), song.duration, label,
                          line=f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")

@@ -11,7 +11,7 @@ import pytest
 
 from harness.processes import ROOT, WorkerProcess
 from outputs.threaded import ThreadedOutput
-from playback.realtime import take_realtime_priority
+from playback.realtime import ordinary_priority, take_realtime_priority
 
 # Real-time scheduling needs root or CAP_SYS_NICE; make test runs as root, as it installs Debian packages.
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take (or to drop) real-time priority")
@@ -70,7 +70,7 @@ def test_where_it_is_not_permitted_the_line_says_what_to_change_and_nothing_fail
     # Without CAP_SYS_NICE (util-linux's setpriv takes it out of what root may hold) and with no rtprio
     # allowance (RLIMIT_RTPRIO 0): what an ordinary user running the worker has.
     code = ("import os, resource; resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0)); "
-            "from playback.realtime import take_realtime_priority; "
+            "from playback.realtime import ordinary_priority, take_realtime_priority; "
             "print(take_realtime_priority(20)); print(os.sched_getscheduler(0) == os.SCHED_OTHER)")
     ran = subprocess.run(["setpriv", "--bounding-set", "-sys_nice", sys.executable, "-c", code], cwd=ROOT,
                          capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -96,3 +96,20 @@ def test_a_worker_asked_for_it_says_so_and_its_loop_and_consumer_threads_run_at_
     assert pid in fifo_threads and loop_priority == 12
     # Faust's consumer runs in a thread of its own, started after the worker took the priority.
     assert len(fifo_threads) >= 2, fifo_threads
+
+
+@needs_root
+def test_bulk_work_runs_at_ordinary_priority_and_the_thread_keeps_time_again_after():
+    def policies():
+        take_realtime_priority(10)
+        with ordinary_priority():
+            during = os.sched_getscheduler(0)
+        return during, os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+
+    assert in_a_thread(policies) == (os.SCHED_OTHER, os.SCHED_FIFO, 10)
+
+
+def test_at_ordinary_priority_already_nothing_changes():
+    with ordinary_priority():
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
