@@ -124,12 +124,17 @@ def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[fl
     return matched, extra, missing
 
 
-def per_window(matched, started: float, window: float) -> dict[int, dict]:
-    """Timing error and latency of the events played in each window, in ms."""
+def median_offsets(matched) -> dict[str, float]:
+    """Each song's median of played time minus score time: what its timing errors are measured from."""
     offsets = defaultdict(list)
     for played_at, score_time, _, song in matched:
         offsets[song].append(played_at - score_time)
-    median = {song: statistics.median(values) for song, values in offsets.items()}
+    return {song: statistics.median(values) for song, values in offsets.items()}
+
+
+def per_window(matched, started: float, window: float) -> dict[int, dict]:
+    """Timing error and latency of the events played in each window, in ms."""
+    median = median_offsets(matched)
     errors, latencies, worst = defaultdict(list), defaultdict(list), {}
     for played_at, score_time, sent_at, song in matched:
         index = int((played_at - started) // window)
@@ -148,14 +153,14 @@ def same_music_drift(matched) -> dict[str, dict]:
     the start and at the end of the run. A minute's p99 depends on what it plays (a dense orchestral
     minute is not a sparse one), so comparing the run's first and last minutes mixes what the music
     asks with any slowdown; the same song played early and late does not."""
-    offsets = defaultdict(list)
+    median = median_offsets(matched)
+    timed = defaultdict(list)  # song -> [(played at, timing error in ms)]
     for played_at, score_time, _, song in matched:
-        offsets[song].append((played_at, played_at - score_time))
+        timed[song].append((played_at, abs(played_at - score_time - median[song]) * 1000))
     plays = defaultdict(list)  # file name -> [(first played at, events, p99)], in the order played
-    for song, timed in offsets.items():
-        median = statistics.median(offset for _, offset in timed)
-        errors = [abs(offset - median) * 1000 for _, offset in timed]
-        plays[song.split("@")[0]].append((min(at for at, _ in timed), len(timed), percentiles(errors)["p99"]))
+    for song, events in timed.items():
+        plays[song.split("@")[0]].append((min(at for at, _ in events), len(events),
+                                          percentiles([error for _, error in events])["p99"]))
     drift = {}
     for name, played in plays.items():
         played.sort()
