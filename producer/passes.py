@@ -91,6 +91,22 @@ class Run:
         return line
 
 
+def read_between_songs(read: Callable[[Path], Song], path: Path) -> Song:
+    """The next song read, then the garbage collected, both off the clock and at ordinary priority.
+
+    Off the clock: produce-midi's full collections took 42-52 ms and fell near songs' starts (reading a
+    song makes ~10,000 objects), its younger ones up to 1.6 ms within songs; a send held there leaves
+    after its sent_at stamp, and live workers heard the song's first chord 4-10 ms late. Collected and
+    frozen here, each song's sends only walk their own garbage. At ordinary priority, the reading too
+    (keep_on_rolling.mid takes 30-37 ms): at real-time priority two producers doing it at once held both
+    cores of the soak's machine, and the last notes of the song just sent, already with the broker,
+    reached a live worker there 9-53 ms late, the worker waiting for a core."""
+    with ordinary_priority():
+        song = read(path)
+        collect_all_then_freeze()
+    return song
+
+
 async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Path], passes: Passes,
                          stop: StopRequest, *, read: Callable[[Path], Song], view: SongProgress,
                          speed_ratio: float, record_size: int, key_by: KeyBy = KeyBy.SONG) -> Run:
@@ -112,20 +128,11 @@ async def publish_passes(producer: AIOKafkaProducer, topic: str, files: list[Pat
             if path in run.rejected:
                 continue
             try:
-                song = read(path)
+                song = read_between_songs(read, path)
             except SongError as exc:
                 view.say(f"rejected: {exc}")
                 run.rejected.add(path)
                 continue
-            # Off the song's clock: produce-midi's full collections took 42-52 ms and fell near songs'
-            # starts (reading a song makes ~10,000 objects), its younger ones up to 1.6 ms within songs;
-            # a send held there leaves after its sent_at stamp, and live workers heard the song's first
-            # chord 4-10 ms late. Collected and frozen here, each song's sends only walk their own garbage.
-            # At ordinary priority: at real-time priority two producers collecting at once held both
-            # cores of the soak's machine, and the last notes of the song just sent reached a live
-            # worker on it 9-53 ms late.
-            with ordinary_priority():
-                collect_all_then_freeze()
             song_id = new_song_id(path)
             view.started(song_id, len(song.events), song.duration, label,
                          line=f"playing {path} as {song_id}: {len(song.events)} events, {song.duration:.2f} s{label}")
