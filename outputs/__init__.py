@@ -32,10 +32,6 @@ ALL_SOUND_OFF = 120
 ALL_NOTES_OFF = 123
 # Where ``port`` records the performance when there is neither a MIDI port nor an audio device.
 FALLBACK_WAV = "performance.wav"
-# What a message takes to leave on a port until chords sent have said (OutputSet.seconds_per_message),
-# and how much each chord sent moves that figure: about the last 20 chords count.
-FIRST_GUESS_SECONDS_PER_MESSAGE = 3e-6
-LEARNING_RATE = 0.05
 
 
 class Output(Protocol):
@@ -85,10 +81,6 @@ class OutputSet:
         self.outputs = [*self.ports, *self.threaded]
         self.clock = clock
         self.sounding: dict[str, SoundingNotes] = {}
-        # Seconds a message takes to leave on the ports, learnt from the chords sent (its first guess: the
-        # recording probe's 3 µs, a real port's being 1-3): a chord of n messages leaves over (n - 1) times
-        # that, one after another, and buffered playback aims the middle of that span at the chord's slot.
-        self.seconds_per_message = FIRST_GUESS_SECONDS_PER_MESSAGE
 
     def send(self, message: mido.Message, song: str = "") -> None:
         self.send_together([(message, song)])
@@ -99,16 +91,9 @@ class OutputSet:
         at = self.clock()
         chord = [message for message, _ in messages]
         try:
-            started = time.perf_counter()
             for port in self.ports:
                 for message in chord:
                     port.send(message)
-            if len(chord) > 1 and self.ports:
-                took = (time.perf_counter() - started) / (len(chord) * len(self.ports))
-                # A chord held up midway (another thread took the interpreter) says nothing of the port:
-                # such a figure counts as twice the current one at most.
-                took = min(took, 2 * self.seconds_per_message)
-                self.seconds_per_message += (took - self.seconds_per_message) * LEARNING_RATE
         finally:
             # Tracked once sent, so the first message leaves at once (~1 µs a message, 0.1 ms for the
             # 109 at the start of a 13-channel piece); tracked even when a port raised, as the ports
@@ -120,10 +105,6 @@ class OutputSet:
                 sounding.track(message)
         for output in self.threaded:
             output.hand_off(chord, at)
-
-    def chord_spread(self, messages: int) -> float:
-        """Seconds from the first to the last of ``messages`` sent back to back on a port."""
-        return self.seconds_per_message * max(0, messages - 1)
 
     def _send_all(self, messages: list[mido.Message]) -> None:
         """Send every message to every output; a port that fails is logged, not left to stop the

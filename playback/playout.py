@@ -11,7 +11,6 @@ as every song was before: played whole in the score's rhythm, ``playout_delay`` 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
@@ -139,18 +138,6 @@ class SongQueue:
         self.task = None
 
 
-def due_by(pending: deque[Queued], moment: float) -> int:
-    """How many events from the head of ``pending`` are due by ``moment`` (at least the head), up to a
-    song's end event."""
-    due = 1
-    # Iterated, not indexed: a deque's index walks from its nearer end, and a chord may be hundreds long.
-    for queued in itertools.islice(pending, 1, None):
-        if queued.event.end or queued.slot > moment:
-            break
-        due += 1
-    return due
-
-
 class BufferedPlayout:
     """Plays each event at its song's start + score time + ``playout_delay``; an event arriving after
     that slot plays at once and counts as late. Each song has its own task, so no song waits for another.
@@ -201,16 +188,14 @@ class BufferedPlayout:
                     player.finish(song, record=record)
                     record.finished_one()
                     return
-                pending = queue.pending
-                # A chord's messages leave one after another: its middle is aimed at its slot, so none is
-                # further from it than half the chord's spread (the 109 messages at the start of the
-                # 13-channel relax_song.mid take ~0.4 ms through the recording probe: ±0.2 ms, not 0-0.4).
-                lead = player.outputs.chord_spread(due_by(pending, slot)) / 2
-                await self.slots.until(slot - lead)
+                await self.slots.until(slot)
                 # Everything due by now leaves together (a chord), back to back, counted afterwards;
                 # it stays queued until played, so a song abandoned on a failing output lets it go.
-                due = due_by(pending, time.perf_counter() + lead)
-                chord = list(itertools.islice(pending, due))
+                pending = queue.pending
+                now, due = time.perf_counter(), 1
+                while due < len(pending) and not pending[due].event.end and pending[due].slot <= now:
+                    due += 1
+                chord = [pending[index] for index in range(due)]
                 player.play_chord([queued.event for queued in chord], messages=[queued.message for queued in chord])
                 # The idle clock runs from the last event played, not from its arrival.
                 stats.last_event_at = time.monotonic()

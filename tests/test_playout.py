@@ -4,9 +4,7 @@ when the stamp is missing or too far off, anchored on the first event seen, as b
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import statistics
 import time
 
 import mido
@@ -15,7 +13,6 @@ import pytest
 from config.settings import Settings
 from models.midi_event import encode_events
 from outputs import OutputSet
-from playback.gc_pauses import freeze_what_exists
 from playback.player import Player
 from playback.playout import ON_FIRST_EVENT, ON_SONG_START, song_anchor
 from harness.processes import SONG_SUMMARY_MARK, parse_summary
@@ -186,48 +183,6 @@ async def test_a_stamped_backlog_beyond_the_window_and_an_unstamped_song_play_fr
         f"playing {SONG}/ch1 from its first event: it arrived 60.0 s after its producer's clock sent it, beyond "
         "MIDI_PLAYOUT_CLOCK_WINDOW (1 s)"]
     await player.stop()
-
-
-def test_the_outputs_learn_how_long_a_message_takes_to_leave(two_ports, recording):
-    outputs = two_ports[0]
-    chord = [(mido.Message("note_on", channel=0, note=note, velocity=90), SONG) for note in range(50)]
-    for _ in range(100):
-        outputs.send_together(chord)
-    played = played_by_port(recording)[PORT_NAMES[0]]
-    per_message = statistics.median((played[at + len(chord) - 1]["time"] - played[at]["time"]) / (len(chord) - 1)
-                                    for at in range(0, len(played), len(chord)))
-    assert outputs.seconds_per_message == pytest.approx(per_message, rel=0.5)
-    assert outputs.chord_spread(1) == 0 and outputs.chord_spread(11) == pytest.approx(10 * outputs.seconds_per_message)
-
-
-async def test_a_chord_of_many_messages_leaves_around_its_slot_not_after_it(two_ports, recording):
-    outputs = two_ports[0]
-    player = Player(outputs, Settings(playback="buffered", playout_delay=DELAY))
-    song_start = time.time()
-    # 1,000 messages at each of two score times: the first chord teaches the outputs how long a message
-    # takes to leave; the second, ~3 ms of messages through the probe, is the one measured.
-    chord = [[0x90 | channel, note, 90] for channel in range(10) for note in range(100)]
-    # What exists frozen, as the worker does once started (playback/gc_pauses.py): a young collection
-    # among this test's 2,000 queued events took up to a millisecond, inside the chord measured.
-    freeze_what_exists()
-    try:
-        player.handle(stamped("ch1", 0, [(0.05, message) for message in chord] +
-                              [(0.3, message) for message in chord], song_start))
-        player.handle(stamped("ch1", 2 * len(chord), [(0.3, [])], song_start, end=True))
-        await asyncio.sleep(0.3 + DELAY + 0.1)
-    finally:
-        gc.unfreeze()
-        await player.stop()
-
-    played = played_by_port(recording)[PORT_NAMES[0]]
-    assert len(played) >= 2 * len(chord)
-    measured = played[len(chord):2 * len(chord)]
-    first, last = measured[0]["time"], measured[-1]["time"]
-    slot = song_start + 0.3 + DELAY
-    # Aimed at its middle: its first message leaves before the slot and its last after it, where all of
-    # them leaving from the slot on would put the last a whole spread late.
-    assert first < slot < last, (f"from {(first - slot) * 1000:+.2f} to {(last - slot) * 1000:+.2f} ms "
-                                 f"of the slot")
 
 
 def test_live_playback_ignores_the_stamp(two_ports, recording, caplog):
