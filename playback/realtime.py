@@ -47,8 +47,8 @@ def broker_priority_below(priority: int) -> int:
 @contextmanager
 def ordinary_priority() -> Iterator[None]:
     """Run the block at ordinary priority (SCHED_OTHER) in the calling thread, then put its policy back:
-    for bulk work between time-keeping (produce-midi's garbage collection between songs, ~45 ms), which
-    at real-time priority kept cores from the workers and the broker sharing the machine."""
+    for bulk work between time-keeping (produce-midi reading the next song and collecting its garbage,
+    30-80 ms), which at real-time priority kept cores from the workers and the broker sharing the machine."""
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     if policy == os.SCHED_OTHER:
         yield

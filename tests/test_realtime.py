@@ -70,7 +70,7 @@ def test_where_it_is_not_permitted_the_line_says_what_to_change_and_nothing_fail
     # Without CAP_SYS_NICE (util-linux's setpriv takes it out of what root may hold) and with no rtprio
     # allowance (RLIMIT_RTPRIO 0): what an ordinary user running the worker has.
     code = ("import os, resource; resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0)); "
-            "from playback.realtime import ordinary_priority, take_realtime_priority; "
+            "from playback.realtime import take_realtime_priority; "
             "print(take_realtime_priority(20)); print(os.sched_getscheduler(0) == os.SCHED_OTHER)")
     ran = subprocess.run(["setpriv", "--bounding-set", "-sys_nice", sys.executable, "-c", code], cwd=ROOT,
                          capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
