@@ -81,11 +81,12 @@ def bench_broker(kind: str, topics: list[str], log_path: str = os.devnull, parti
     """The broker a benchmark runs on, as a context manager yielding its URL: the embedded Tansu broker,
     or librdkafka's mock cluster, which cannot create topics, with ``topics`` (``partitions`` each) and
     the table's changelog made beforehand."""
+    # With the workers at real-time priority, the broker runs just below them (brokers/embedded.py).
+    priority = broker_priority_below(Settings.from_env().realtime_priority)
     if kind == "mock":
-        return mock_cluster(topics={topic: partitions for topic in [*topics, CHANGELOG]}, log_path=log_path)
-    # With the workers at real-time priority, the embedded broker runs just below them (brokers/embedded.py).
-    return embedded_broker(log_path=log_path,
-                           realtime_priority=broker_priority_below(Settings.from_env().realtime_priority))
+        return mock_cluster(topics={topic: partitions for topic in [*topics, CHANGELOG]}, log_path=log_path,
+                            realtime_priority=priority)
+    return embedded_broker(log_path=log_path, realtime_priority=priority)
 
 
 async def values_from_start(broker_url: str, topic: str) -> AsyncIterator[bytes]:

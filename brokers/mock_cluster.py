@@ -56,7 +56,7 @@ from typing import Iterator, Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from brokers.embedded import serve_until_stopped  # noqa: E402
+from brokers.embedded import realtime_priority_at_start, serve_until_stopped  # noqa: E402
 from harness.processes import stop_process  # noqa: E402
 
 STARTUP_TIMEOUT = 15.0
@@ -231,16 +231,18 @@ class MockCluster:
 
 @contextmanager
 def mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = None,
-                 log_path: str = os.devnull) -> Iterator[str]:
+                 log_path: str = os.devnull, realtime_priority: int = 0) -> Iterator[str]:
     """Start a mock cluster of ``brokers`` brokers with ``topics`` ({name: partitions}) created;
-    yields the ``kafka://`` URL clients use (every broker, ``;``-separated) and stops it on exit."""
-    with running_mock_cluster(brokers, topics, log_path) as cluster:
+    yields the ``kafka://`` URL clients use (every broker, ``;``-separated) and stops it on exit.
+    ``realtime_priority`` as for the embedded broker (brokers/embedded.py): its one thread serves
+    every fetch a live note waits for."""
+    with running_mock_cluster(brokers, topics, log_path, realtime_priority) as cluster:
         yield cluster.url
 
 
 @contextmanager
 def running_mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = None,
-                         log_path: str = os.devnull) -> Iterator[MockCluster]:
+                         log_path: str = os.devnull, realtime_priority: int = 0) -> Iterator[MockCluster]:
     """As ``mock_cluster``, yielding the MockCluster, whose faults can then be set."""
     topic_args = [f"{name}:{partitions}" for name, partitions in (topics or {}).items()]
     library = find_librdkafka()  # here, so a missing librdkafka is said in one line
@@ -249,6 +251,7 @@ def running_mock_cluster(brokers: int = 1, topics: Mapping[str, int] | None = No
             [sys.executable, __file__, "--serve", library, "--brokers", str(brokers),
              *(a for t in topic_args for a in ("--topic", t))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            preexec_fn=realtime_priority_at_start(realtime_priority),
         )
     try:
         yield MockCluster(process).started(log_path)
