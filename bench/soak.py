@@ -6,6 +6,10 @@ it, and each played message is matched to its event on the topic (song, score ti
 is |played − score time − the song's median offset|, as in the worker's summary.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--modes live,buffered] [--songs FILE...] [--together] [--smoke]
+
+``--together`` plays the modes at once, each on a broker of its own and starting at a different song of
+the list. Ctrl-C or SIGTERM ends the soak early: each mode's producer ends its song, and the rows so far
+are printed.
 """
 from __future__ import annotations
 
@@ -186,12 +190,14 @@ def publish_until(deadline: float, stopping: threading.Event, songs: list[Path],
 
 
 def measure_windows(mode: str, broker_url: str, seconds: float, window: float, started: float,
-                    worker_sample: ProcessUsage, broker: ProcessUsage) -> list[dict]:
-    """A row per window: the worker's and the broker's CPU and memory, the records the broker holds."""
+                    worker_sample: ProcessUsage, broker: ProcessUsage, stop: threading.Event) -> list[dict]:
+    """A row per window: the worker's and the broker's CPU and memory, the records the broker holds;
+    the rows so far once ``stop`` is set."""
     rows = []
     last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds())
     for index in range(int(seconds // window)):
-        time.sleep(max(0.0, started + (index + 1) * window - time.monotonic()))
+        if stop.wait(max(0.0, started + (index + 1) * window - time.monotonic())):
+            break
         now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds())
         held = asyncio.run(records_held(broker_url))
         elapsed = now[0] - last[0]
@@ -210,7 +216,7 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
 
 
 def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path,
-         json_rows: bool = False) -> list[dict]:
+         json_rows: bool = False, stop: threading.Event | None = None) -> list[dict]:
     topic = f"soak-{mode}"
     recording = folder / f"{topic}.jsonl"
     env = {**os.environ, "BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
@@ -227,7 +233,8 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
                                      args=(deadline, stopping, songs, env, folder / f"{topic}.log"))
         publisher.start()
         try:
-            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker)
+            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker,
+                                   stop or threading.Event())
         finally:
             stopping.set()
             publisher.join()
@@ -265,8 +272,21 @@ def main() -> None:
                         help="play the modes at the same time, each with its own broker, "
                              "instead of one after the other")
     args = parser.parse_args()
-    # A soak stopped early still stops its broker, worker and producer (the finally blocks run).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # produce-midi would say it only in its log, and the soak would report minutes of nothing played.
+    for song in args.songs:
+        if not song.is_file():
+            parser.error(f"--songs: {song} is not a file (give MIDI files, not a folder)")
+    # Stopped early (Ctrl-C, SIGTERM), each soak under way ends at ``stop`` as if its time were up: its
+    # producer ends the song, its worker and broker stop, what it played is reported. Raising SystemExit
+    # from the handler instead stopped only the main thread: with --together the soaks' threads went on.
+    stop = threading.Event()
+    signals: list[int] = []
+
+    def stop_soaking(number: int, _frame) -> None:
+        signals.append(number)
+        stop.set()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stop_soaking)
     if args.smoke:
         args.minutes, args.window, args.modes = 1.0, 20.0, "live"
     folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
@@ -276,13 +296,13 @@ def main() -> None:
         # Each mode on a broker of its own (the worker's group and table are named by the app, so two
         # workers on one broker would share them), all at once: an hour soak of both modes takes an hour.
         # Each mode starts at a different song of the list: in step, both producers, workers and brokers
-        # met the densest bars of keep_on_rolling.mid at the same moment on this 2-core machine, and both
-        # modes' worst chords were those moments (2026-11-30: live 3.1-3.6 ms and buffered 0.9 ms late
-        # there), a load no single worker and producer put on a machine.
+        # meet the densest bars of keep_on_rolling.mid at the same moment on a 2-core machine, a load no
+        # single worker and producer put on one (2026-11-30, 08:37: live's worst chords, 3.1-3.6 ms late,
+        # were there).
         results: dict[str, list[dict]] = {}
         threads = [threading.Thread(
             target=lambda mode=mode, first=index: results.update(
-                {mode: soak_on_own_broker(args, mode, folder, songs_from(args.songs, first))}))
+                {mode: soak_on_own_broker(args, mode, folder, songs_from(args.songs, first), stop)}))
             for index, mode in enumerate(modes)]
         for thread in threads:
             thread.start()
@@ -290,17 +310,22 @@ def main() -> None:
             thread.join()
         for mode in modes:
             print_rows(mode, results.get(mode, []), args)
-        return
-    with bench_broker(args.broker, [f"soak-{mode}" for mode in modes], str(folder / "broker.log")) as broker_url:
-        for mode in modes:
-            print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder, args.json),
-                       args)
+    else:
+        with bench_broker(args.broker, [f"soak-{mode}" for mode in modes], str(folder / "broker.log")) as broker_url:
+            for mode in modes:
+                if stop.is_set():
+                    break
+                print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder,
+                                      args.json, stop), args)
+    if signals:
+        sys.exit(128 + signals[0])
 
 
-def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path, songs: list[Path]) -> list[dict]:
+def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path, songs: list[Path],
+                       stop: threading.Event) -> list[dict]:
     print(f"{mode}: songs in the order {', '.join(song.name for song in songs)}", flush=True)
     with bench_broker(args.broker, [f"soak-{mode}"], str(folder / f"broker-{mode}.log")) as broker_url:
-        return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, args.json)
+        return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, args.json, stop)
 
 
 def songs_from(songs: list[Path], first: int) -> list[Path]:

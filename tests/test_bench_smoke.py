@@ -5,6 +5,8 @@ for a functional bound on a one-minute soak: a run that slows down as it goes fa
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +60,27 @@ def test_latency_smoke_run_measures_each_output_kind_beside_the_port_alone():
     assert [row.split(" timing error")[0].strip() for row in rows] == [
         "output port alone", "output port + wav", "output port + mid", "output port + log", "output port + null"]
     assert all("against the port alone" in row for row in rows[1:]), result.stdout
+
+
+def test_a_soak_stopped_with_sigterm_stops_its_worker_broker_and_producer_and_says_what_it_played():
+    """--together plays each mode in a thread of its own; a SIGTERM must reach those too (it stopped only
+    the main thread, and the soak went on to its end)."""
+    soak = subprocess.Popen([sys.executable, str(BENCH / "soak.py"), "--minutes", "10", "--window", "10",
+                             "--modes", "live", "--together", "--broker", "mock"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = []
+        for line in soak.stdout:  # the first window's line: worker, producer and broker all running
+            lines.append(line)
+            if line.startswith("  live    10 s:"):
+                break
+        soak.terminate()
+        output, _ = soak.communicate(timeout=60)
+    finally:
+        if soak.poll() is None:
+            os.killpg(soak.pid, signal.SIGKILL)
+    output = "".join(lines) + output
+    assert soak.returncode == 143, output
+    assert "0 events sent but not played" in output, output
+    left = subprocess.run(["pgrep", "-s", str(soak.pid)], capture_output=True, text=True).stdout.split()
+    assert left == [], f"still running after the soak ended: {left}"
