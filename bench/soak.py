@@ -216,7 +216,7 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
 
 
 def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path,
-         json_rows: bool = False, stop: threading.Event | None = None) -> list[dict]:
+         stop: threading.Event, json_rows: bool = False) -> list[dict]:
     topic = f"soak-{mode}"
     recording = folder / f"{topic}.jsonl"
     env = {**os.environ, "BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
@@ -233,8 +233,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
                                      args=(deadline, stopping, songs, env, folder / f"{topic}.log"))
         publisher.start()
         try:
-            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker,
-                                   stop or threading.Event())
+            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker, stop)
         finally:
             stopping.set()
             publisher.join()
@@ -316,7 +315,7 @@ def main() -> None:
                 if stop.is_set():
                     break
                 print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder,
-                                      args.json, stop), args)
+                                      stop, args.json), args)
     if signals:
         sys.exit(128 + signals[0])
 
@@ -325,7 +324,7 @@ def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path, songs:
                        stop: threading.Event) -> list[dict]:
     print(f"{mode}: songs in the order {', '.join(song.name for song in songs)}", flush=True)
     with bench_broker(args.broker, [f"soak-{mode}"], str(folder / f"broker-{mode}.log")) as broker_url:
-        return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, args.json, stop)
+        return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, stop, args.json)
 
 
 def songs_from(songs: list[Path], first: int) -> list[Path]:

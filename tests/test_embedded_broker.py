@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from brokers.embedded import embedded_broker, free_port, wait_for_listener
 from config.settings import bootstrap_servers
+from tests.test_realtime import threads_policies
 
 pytestmark = pytest.mark.integration  # each test starts the broker itself
 
@@ -59,8 +60,7 @@ def broker_threads_policies(port: int) -> list[tuple[int, int]]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if listener in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0"):
-                return [(os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
-                        for tid in os.listdir(f"/proc/{pid}/task")]
+                return threads_policies(int(pid))
         except OSError:
             continue
     raise AssertionError(f"no broker process listening at {listener!r}")

@@ -17,6 +17,12 @@ from playback.realtime import ordinary_priority, take_realtime_priority
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take (or to drop) real-time priority")
 
 
+def threads_policies(pid: int) -> list[tuple[int, int]]:
+    """(policy, priority) of every thread of process ``pid``."""
+    return [(os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+            for tid in os.listdir(f"/proc/{pid}/task")]
+
+
 def in_a_thread(work):
     """``work()``'s result, run in a thread of its own: the policy is taken per thread, and pytest's must
     stay as it is."""
