@@ -1,26 +1,29 @@
 """Where played events go: ports, the built-in synth, WAV and MIDI files, the console, nowhere; always left
 silent when playing stops, and files finalised at each song end.
 
-A port plays on the event loop, as it is the moment of play and costs a system call; every other output
-is handed each chord with the instant it was played and does its work on a thread of its own
-(outputs/threaded.py), so no output delays a note.
+A port plays on the event loop, as it is the moment of play and costs a system call; in buffered playback,
+where each chord's slot is known ahead, the port is opened in a process of its own that sends each chord
+at its slot (outputs/port_process.py). Every other output is handed each chord with the instant it was
+played and does its work on a thread of its own (outputs/threaded.py), so no output delays a note.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import ExitStack, contextmanager
-from typing import Callable, Iterator, Protocol
+from typing import Awaitable, Callable, Iterator, Protocol
 
 import mido
 
 from outputs.console import ConsoleOutput
 from outputs.midi_recording import MidiRecording
 from outputs.port import PortError, open_port
+from outputs.port_process import PortProcess, open_port_process
 from outputs.synth import SynthOutput, SynthUnavailable
 from outputs.threaded import Sink, ThreadedOutput
 from outputs.wav import WavOutput
-from config.settings import Settings
+from config.settings import PlaybackMode, Settings
 
 __all__ = ["Output", "OutputSet", "PortError", "SoundingNotes", "SynthUnavailable", "ThreadedOutput",
            "open_outputs"]
@@ -81,6 +84,11 @@ class OutputSet:
         self.outputs = [*self.ports, *self.threaded]
         self.clock = clock
         self.sounding: dict[str, SoundingNotes] = {}
+        # Ports that send at a slot themselves (play_at), and the chords handed to them not yet reported
+        # sent, per song: a song released meanwhile has them cancelled first.
+        self.ports_ahead = [port for port in self.ports if isinstance(port, PortProcess)]
+        self.ports_here = [port for port in self.ports if not isinstance(port, PortProcess)]
+        self.handed: dict[str, list[tuple[PortProcess, int]]] = {}
 
     def send(self, message: mido.Message, song: str = "") -> None:
         self.send_together([(message, song)])
@@ -98,13 +106,57 @@ class OutputSet:
             # Tracked once sent, so the first message leaves at once (~1 µs a message, 0.1 ms for the
             # 109 at the start of a 13-channel piece); tracked even when a port raised, as the ports
             # before it already sound the notes and the release that follows the crash must reach them.
-            for message, song in messages:
-                sounding = self.sounding.get(song)
-                if sounding is None:
-                    sounding = self.sounding[song] = SoundingNotes()
-                sounding.track(message)
+            self._track(messages)
         for output in self.threaded:
             output.hand_off(chord, at)
+
+    async def play_at(self, messages: list[tuple[mido.Message, str]], slot: float,
+                      wait: Callable[[float], Awaitable[None]]) -> float:
+        """Play a chord (each message with its song) at ``slot``, a ``time.perf_counter()``, and return
+        the ``time.time()`` it was played. Ports in a process of their own are handed it at once and send
+        it at the slot themselves; the others are sent it once ``wait(slot)`` returns (a precise wait on
+        the event loop: playback/timing.py). The threaded outputs are handed it once played."""
+        chord = [message for message, _ in messages]
+        # Tracked before it sounds: a release (the song stopped meanwhile) then covers every note of it.
+        self._track(messages)
+        handed = [(port, *port.play_at(chord, slot)) for port in self.ports_ahead]
+        songs = {song for _, song in messages}
+        for song in songs:
+            self.handed.setdefault(song, []).extend((port, number) for port, number, _ in handed)
+        try:
+            at, played_at = None, None
+            if self.ports_here or not handed:
+                await wait(slot)
+                for port in self.ports_here:
+                    for message in chord:
+                        port.send(message)
+                at, played_at = self.clock(), time.time()
+            for _, _, played in handed:
+                sent_clock, played_at = await played
+                # The child's clock is perf_counter; the threaded outputs' is self.clock.
+                at = self.clock() - (time.perf_counter() - sent_clock)
+        except asyncio.CancelledError:
+            for port, number, _ in handed:
+                port.cancel(number)
+            raise
+        finally:
+            mine = {(port, number) for port, number, _ in handed}
+            for song in songs:
+                left = [entry for entry in self.handed.get(song, ()) if entry not in mine]
+                if left:
+                    self.handed[song] = left
+                else:
+                    self.handed.pop(song, None)
+        for output in self.threaded:
+            output.hand_off(chord, at)
+        return played_at
+
+    def _track(self, messages: list[tuple[mido.Message, str]]) -> None:
+        for message, song in messages:
+            sounding = self.sounding.get(song)
+            if sounding is None:
+                sounding = self.sounding[song] = SoundingNotes()
+            sounding.track(message)
 
     def _send_all(self, messages: list[mido.Message]) -> None:
         """Send every message to every output; a port that fails is logged, not left to stop the
@@ -122,6 +174,9 @@ class OutputSet:
     def release(self, song: str) -> None:
         """Release what ``song`` left sounding: note-offs, pedal up, All Notes Off and All Sound Off
         on the channels it used."""
+        # What was handed ahead and has not left yet must not sound after the release.
+        for port, number in self.handed.pop(song, ()):
+            port.cancel(number)
         sounding = self.sounding.pop(song, None)
         if sounding is not None:
             self._send_all(sounding.note_offs() + channels_off(sounding.channels))
@@ -157,7 +212,10 @@ def open_outputs(settings: Settings) -> Iterator[OutputSet]:
         for entry in settings.outputs:
             kind, _, path = entry.partition(":")
             if kind == "port":
-                port = open_port(settings.output_port, settings.virtual_port)
+                # Buffered, each chord's slot is known ahead: a process of its own sends it then.
+                opener = (open_port_process if PlaybackMode(settings.playback) is PlaybackMode.BUFFERED
+                          else open_port)
+                port = opener(settings.output_port, settings.virtual_port)
                 if port is None:
                     on_own_thread(*open_instead_of_port(settings))
                 else:

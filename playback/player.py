@@ -151,19 +151,21 @@ class Player:
             # commits until the worker restarts.
             record.finished_one()
 
-    def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None,
-                   messages: list[mido.Message] | None = None) -> None:
+    def play_chord(self, chord: list[MidiEvent], record: RecordProgress | None = None) -> None:
         """Send the events of ``chord`` back to back, then count them as played (and, with ``record``,
-        note them for resuming); empties ``chord``. ``messages``: theirs, made beforehand (buffered
-        playback makes them on arrival); else they are made here."""
+        note them for resuming); empties ``chord``."""
         if not chord:
             return
         if self.outputs.outputs:
-            if messages is None:
-                # The bytes were checked when the record was decoded.
-                messages = [mido.Message.from_bytes(event.message) for event in chord]
+            # The bytes were checked when the record was decoded.
+            messages = [mido.Message.from_bytes(event.message) for event in chord]
             self.outputs.send_together(list(zip(messages, (event.song for event in chord))))
-        played_at = time.time()
+        self.count_played(chord, time.time(), record)
+        chord.clear()
+
+    def count_played(self, chord: Sequence[MidiEvent], played_at: float, record: RecordProgress | None = None) -> None:
+        """Count the events of ``chord`` as played at ``played_at`` (``time.time()``), and with ``record``
+        note them for resuming."""
         songs = self.book.songs
         highest_seq: dict[str, int] = {}
         for event in chord:
@@ -176,9 +178,8 @@ class Player:
             for song, seq in highest_seq.items():
                 record.resume_points.played(song, seq)
         if self.observer is not None:
-            # A copy: live, ``chord`` is the caller's list, emptied below and filled again.
+            # A copy: live, ``chord`` is the caller's list, emptied and filled again.
             self.observer.played(tuple(chord), played_at)
-        chord.clear()
 
     def abandon(self, song: str, acknowledge: bool = True) -> None:
         """Stop a song without finishing it (its partition moved, or its output failed): let go what

@@ -20,6 +20,7 @@ import mido
 
 from config.settings import Settings
 from logs.rate_limit import RateLimit
+from outputs.port_process import HAND_AHEAD
 from playback.resume import RecordProgress
 from playback.stats import SongStats
 from playback.timing import SharedWaits
@@ -138,6 +139,17 @@ class SongQueue:
         self.task = None
 
 
+def slot_by_slot(queued: list[Queued]) -> list[list[Queued]]:
+    """``queued`` (in slot order) cut into chords: the events sharing a slot."""
+    chords: list[list[Queued]] = []
+    for entry in queued:
+        if chords and chords[-1][0].slot == entry.slot:
+            chords[-1].append(entry)
+        else:
+            chords.append([entry])
+    return chords
+
+
 class BufferedPlayout:
     """Plays each event at its song's start + score time + ``playout_delay``; an event arriving after
     that slot plays at once and counts as late. Each song has its own task, so no song waits for another.
@@ -188,15 +200,24 @@ class BufferedPlayout:
                     player.finish(song, record=record)
                     record.finished_one()
                     return
-                await self.slots.until(slot)
-                # Everything due by now leaves together (a chord), back to back, counted afterwards;
-                # it stays queued until played, so a song abandoned on a failing output lets it go.
+                ahead = slot - HAND_AHEAD - time.perf_counter()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                # Everything due within HAND_AHEAD is handed to the outputs at once, each slot's events
+                # a chord; a port in a process of its own sends them at their slots itself (the events
+                # of a piano piece may be a millisecond apart: handed one slot at a time, each after the
+                # one before was reported, they would be late). They stay queued until played, so a
+                # song abandoned on a failing output lets them go.
                 pending = queue.pending
-                now, due = time.perf_counter(), 1
-                while due < len(pending) and not pending[due].event.end and pending[due].slot <= now:
+                horizon, due = time.perf_counter() + HAND_AHEAD, 1
+                while due < len(pending) and not pending[due].event.end and pending[due].slot <= horizon:
                     due += 1
-                chord = [pending[index] for index in range(due)]
-                player.play_chord([queued.event for queued in chord], messages=[queued.message for queued in chord])
+                chords = slot_by_slot([pending[index] for index in range(due)])
+                play_at, wait = player.outputs.play_at, self.slots.until
+                played_at = await asyncio.gather(*(
+                    play_at([(queued.message, song) for queued in chord], chord[0].slot, wait) for chord in chords))
+                for chord, at in zip(chords, played_at):
+                    player.count_played([queued.event for queued in chord], at)
                 # The idle clock runs from the last event played, not from its arrival.
                 stats.last_event_at = time.monotonic()
                 for _ in range(due):
@@ -240,7 +261,9 @@ class BufferedPlayout:
 
     def hand_over(self) -> dict[str, SongQueue]:
         """Stop every song's task and give up its queue, every record still unfinished (the agent
-        crashed: the player Faust's restarted agent makes plays them, acknowledging them as it does)."""
+        crashed: the player Faust's restarted agent makes plays them, acknowledging them as it does).
+        A chord handed to a port's process (outputs/port_process.py) that left in the moment between
+        the crash and its cancellation is played again: at most HAND_AHEAD of the song twice."""
         queues, self.queues = self.queues, {}
         for queue in queues.values():
             queue.stop_playing()

@@ -81,9 +81,11 @@ def assert_played_in_order(received: ReceivedMessages, score: list[list[int]], s
     assert summary["events"] == len(score) and summary["lost"] == 0
 
 
-def test_worker_virtual_port_plays_the_score_in_order(tmp_path, jack_worker_env):
+# Buffered, the port is opened in a process of the worker's own (outputs/port_process.py).
+@pytest.mark.parametrize("playback", ["live", "buffered"])
+def test_worker_virtual_port_plays_the_score_in_order(tmp_path, jack_worker_env, playback):
     song, score = spaced_score(tmp_path)
-    env = {**jack_worker_env, "MIDI_VIRTUAL_PORT": "1"}
+    env = {**jack_worker_env, "MIDI_VIRTUAL_PORT": "1", "MIDI_PLAYBACK": playback}
 
     def connect_to_virtual_port():
         names = [name for name in jack.get_input_names() if name.endswith(":midivirtualoutput")]
@@ -106,10 +108,12 @@ def test_worker_opens_the_port_named_by_a_case_insensitive_part(tmp_path, jack_w
     assert_played_in_order(received, score, summary)
 
 
-def test_worker_refuses_to_start_naming_the_ports_when_the_wanted_one_is_missing(jack_worker_env):
+@pytest.mark.parametrize("playback", ["live", "buffered"])
+def test_worker_refuses_to_start_naming_the_ports_when_the_wanted_one_is_missing(jack_worker_env, playback):
     with jack.open_input(TEST_INPUT, virtual=True, client_name=TEST_CLIENT):
         worker = subprocess.run(faust_command("worker", "-l", "info"), cwd=ROOT, text=True, timeout=60,
-                                env={**os.environ, **jack_worker_env, "MIDI_OUTPUT_PORT": "no-such-port"},
+                                env={**os.environ, **jack_worker_env, "MIDI_OUTPUT_PORT": "no-such-port",
+                                     "MIDI_PLAYBACK": playback},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     assert worker.returncode != 0, worker.stdout

@@ -1,0 +1,170 @@
+"""outputs/port_process.py: a port in a process of its own sends each chord at its slot, never before,
+reports when it left, skips what was cancelled, and says why when it cannot play."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import mido
+import pytest
+
+from outputs import OutputSet
+from outputs.port import PortError
+from outputs.port_process import open_port_process
+from tests.recording_backend import read_recording
+
+
+@contextmanager
+def mido_backend(name: str) -> Iterator[None]:
+    previous = mido.backend
+    mido.set_backend(name)
+    try:
+        yield
+    finally:
+        mido.set_backend(previous)
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    """The worker's mido backend is the recording one, which the child then uses too (it inherits the
+    environment, where the file is named); yields the file it writes."""
+    path = tmp_path / "recording.jsonl"
+    monkeypatch.setenv("RECORDING_BACKEND_FILE", str(path))
+    with mido_backend("tests.recording_backend"):
+        yield path
+
+
+def note(number: int, velocity: int = 90) -> mido.Message:
+    return mido.Message("note_on", note=number, velocity=velocity)
+
+
+def notes_of(path) -> list[tuple[int, int, float]]:
+    """(note, velocity, time.time() sent) of every note-on recorded."""
+    return [(line["bytes"][1], line["bytes"][2], line["time"]) for line in read_recording(path)
+            if line["bytes"][0] & 0xF0 == 0x90]
+
+
+def wall(slot: float) -> float:
+    """``slot`` (perf_counter) on the time.time() clock the recording uses."""
+    return time.time() + (slot - time.perf_counter())
+
+
+async def test_each_chord_leaves_at_its_slot_never_before_and_is_reported_as_it_left(recorded):
+    port = open_port_process(None, None)
+    try:
+        start = time.perf_counter() + 0.05
+        slots = [start, start + 0.0007, start + 0.02]
+        handed = [port.play_at([note(60 + index), note(70 + index)], slot) for index, slot in enumerate(slots)]
+        reported = [await played for _, played in handed]
+        walls = [wall(slot) for slot in slots]
+    finally:
+        port.close()
+
+    sent = notes_of(recorded)
+    assert [number for number, _, _ in sent] == [60, 70, 61, 71, 62, 72]
+    for index, (slot, at) in enumerate(zip(walls, reported)):
+        first, second = sent[2 * index][2], sent[2 * index + 1][2]
+        # Not before its slot; well within 5 ms of it (a functional bound: bench/soak.py measures).
+        assert slot - 0.0002 <= first < slot + 0.005
+        # A chord's notes back to back, and the report is when its last note left.
+        assert second - first < 0.001
+        assert abs(at[1] - second) < 0.001
+
+
+async def test_a_cancelled_chord_is_never_sent_and_one_sent_at_once_goes_out_now(recorded):
+    port = open_port_process(None, None)
+    try:
+        later = time.perf_counter() + 0.2
+        number, cancelled = port.play_at([note(60)], later)
+        _, kept = port.play_at([note(62)], later + 0.01)
+        port.cancel(number)
+        port.send(note(64))
+        await kept
+    finally:
+        port.close()
+
+    assert cancelled.cancelled()
+    assert [number for number, _, _ in notes_of(recorded)] == [64, 62]
+
+
+async def test_a_chord_whose_slot_has_passed_leaves_at_once(recorded):
+    port = open_port_process(None, None)
+    try:
+        handed_at = time.time()
+        _, played = port.play_at([note(60)], time.perf_counter() - 1.0)
+        _, sent_at = await played
+    finally:
+        port.close()
+
+    assert sent_at - handed_at < 0.05
+    assert [number for number, _, _ in notes_of(recorded)] == [60]
+
+
+async def test_a_note_the_port_refuses_fails_its_chord_with_the_reason_and_the_port_plays_on(recorded, monkeypatch):
+    monkeypatch.setenv("CRASHING_BACKEND_NOTE", "61")
+    with mido_backend("tests.crashing_backend"):
+        port = open_port_process(None, None)
+    try:
+        now = time.perf_counter()
+        _, refused = port.play_at([note(61)], now + 0.01)
+        _, played = port.play_at([note(62)], now + 0.02)
+        with pytest.raises(PortError, match="test port refuses note 61"):
+            await refused
+        await played
+    finally:
+        port.close()
+
+    assert [number for number, _, _ in notes_of(recorded)] == [62]
+
+
+async def test_when_the_process_dies_what_waits_fails_naming_the_port_and_so_does_what_comes_after(recorded, caplog):
+    port = open_port_process(None, None)
+    try:
+        _, waiting = port.play_at([note(60)], time.perf_counter() + 5)
+        os.kill(port.process.pid, signal.SIGKILL)
+        with pytest.raises(PortError, match="the process of port 'Recorder A' stopped"):
+            await asyncio.wait_for(waiting, 5)
+        with pytest.raises(PortError, match="Recorder A"):
+            port.send(note(61))
+    finally:
+        port.close()
+
+
+def test_a_port_that_cannot_open_is_refused_with_the_childs_reason(recorded):
+    with pytest.raises(PortError, match=r"MIDI_OUTPUT_PORT='Yamaha' matches no port; output ports: 'Recorder A', "
+                                        r"'Recorder B'"):
+        open_port_process("Yamaha", None)
+
+
+def test_the_port_named_is_opened(recorded):
+    port = open_port_process("recorder b", None)
+    port.close()
+
+    assert port.name == "Recorder B"
+
+
+async def test_a_song_released_meanwhile_never_sounds_what_was_handed_ahead_after_its_release(recorded):
+    port = open_port_process(None, None)
+    outputs = OutputSet([port])
+
+    async def no_wait(slot: float) -> None:
+        raise AssertionError("a port in a process of its own needs no wait on the loop")
+
+    try:
+        playing = asyncio.ensure_future(outputs.play_at([(note(60), "song")], time.perf_counter() + 0.1, no_wait))
+        await asyncio.sleep(0.01)
+        outputs.release("song")
+        with pytest.raises(asyncio.CancelledError):
+            await playing
+        await asyncio.sleep(0.15)
+    finally:
+        port.close()
+
+    recorded_bytes = [line["bytes"] for line in read_recording(recorded)]
+    # The release (all notes off, all sound off: the note was tracked when handed), and never the note.
+    assert [0x90, 60, 90] not in recorded_bytes
+    assert [0xB0, 123, 0] in recorded_bytes and [0xB0, 120, 0] in recorded_bytes
