@@ -33,10 +33,23 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ProcessUsage:
-    """A process's CPU time and resident memory, read from /proc."""
+    """A process's CPU time and resident memory, with those of its child processes (a buffered worker's
+    port process, outputs/port_process.py), read from /proc."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+
+    def pids(self) -> list[int]:
+        """The process and its descendants alive now."""
+        found, index = [self.pid], 0
+        while index < len(found):
+            try:
+                for task in os.listdir(f"/proc/{found[index]}/task"):
+                    found += map(int, Path(f"/proc/{found[index]}/task/{task}/children").read_text().split())
+            except OSError:
+                pass  # ended meanwhile
+            index += 1
+        return found
 
     @classmethod
     def of_broker(cls, broker_url: str) -> "ProcessUsage":
@@ -60,16 +73,28 @@ class ProcessUsage:
         return Path(f"/proc/{self.pid}").exists()
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        return total
 
     def rss_mib(self, field: str = "VmRSS") -> float:
         """Resident memory in MiB: all of it (VmRSS), or its anonymous part (RssAnon: without the pages of
         files it maps, such as the recording probe's, whose 8 MiB map steps VmRSS when it rolls over)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        total = None
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith(f"{field}:"):
+                    total = (total or 0.0) + int(line.split()[1]) / 1024
+        return float("nan") if total is None else total
 
 
 BROKER_KINDS = ("tansu", "mock")
