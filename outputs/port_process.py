@@ -100,7 +100,8 @@ class Schedule:
         kind, number, slot, _ = fields
         if kind == PLAY:
             heapq.heappush(self.chords, (slot, number, mido.parse_all(payload)))
-        elif kind == CANCEL:
+        elif kind == CANCEL and any(held == number for _, held, _ in self.chords):
+            # (A cancel that crossed its chord's report finds nothing: kept, it would stay for good.)
             self.cancelled.add(number)
 
     def next_slot(self) -> float | None:
@@ -256,6 +257,8 @@ class PortProcess:
         for (number, sent_clock, sent_at, _), error in read_frames(self.reports, REPORT, 3):
             played = self.waiting.pop(number, None)
             if played is None or played.done():
+                if error:  # a message sent at once (a release), which nothing waits for
+                    logger.error("%s could not send: %s", self.name, error.decode(errors="replace"))
                 continue
             if error:
                 played.set_exception(PortError(f"{self.name}: {error.decode(errors='replace')}"))

@@ -104,7 +104,8 @@ async def test_a_chord_whose_slot_has_passed_leaves_at_once(recorded):
     assert [number for number, _, _ in notes_of(recorded)] == [60]
 
 
-async def test_a_note_the_port_refuses_fails_its_chord_with_the_reason_and_the_port_plays_on(recorded, monkeypatch):
+async def test_a_note_the_port_refuses_fails_its_chord_with_the_reason_and_the_port_plays_on(recorded, monkeypatch,
+                                                                                              caplog):
     monkeypatch.setenv("CRASHING_BACKEND_NOTE", "61")
     with mido_backend("tests.crashing_backend"):
         port = open_port_process(None, None)
@@ -115,10 +116,14 @@ async def test_a_note_the_port_refuses_fails_its_chord_with_the_reason_and_the_p
         with pytest.raises(PortError, match="test port refuses note 61"):
             await refused
         await played
+        # Sent at once, nothing waits for it: the refusal is logged.
+        port.send(note(61))
+        await port.play_at([note(63)], time.perf_counter())[1]
     finally:
         port.close()
 
-    assert [number for number, _, _ in notes_of(recorded)] == [62]
+    assert [number for number, _, _ in notes_of(recorded)] == [62, 63]
+    assert "Recorder A could not send: PortFailed: test port refuses note 61" in caplog.messages
 
 
 async def test_when_the_process_dies_what_waits_fails_naming_the_port_and_so_does_what_comes_after(recorded, caplog):
