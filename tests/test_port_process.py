@@ -139,6 +139,23 @@ async def test_when_the_process_dies_what_waits_fails_naming_the_port_and_so_doe
         port.close()
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+async def test_ctrl_c_or_a_stop_signal_to_every_process_leaves_the_port_to_the_worker_for_its_releases(
+        recorded, signal_number):
+    port = open_port_process(None, None)
+    try:
+        await port.play_at([note(60)], time.perf_counter())[1]
+        os.kill(port.process.pid, signal_number)
+        await asyncio.sleep(0.2)
+        port.send(mido.Message("note_off", note=60))
+        await port.play_at([note(62)], time.perf_counter())[1]
+    finally:
+        port.close()
+
+    assert port.process.returncode == 0
+    assert [line["bytes"][:2] for line in read_recording(recorded)] == [[0x90, 60], [0x80, 60], [0x90, 62]]
+
+
 def test_a_port_that_cannot_open_is_refused_with_the_childs_reason(recorded):
     with pytest.raises(PortError, match=r"MIDI_OUTPUT_PORT='Yamaha' matches no port; output ports: 'Recorder A', "
                                         r"'Recorder B'"):
