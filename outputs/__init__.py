@@ -88,7 +88,7 @@ class OutputSet:
         # sent, per song: a song released meanwhile has them cancelled first.
         self.ports_ahead = [port for port in self.ports if isinstance(port, PortProcess)]
         self.ports_here = [port for port in self.ports if not isinstance(port, PortProcess)]
-        self.handed: dict[str, list[tuple[PortProcess, int]]] = {}
+        self.handed: dict[str, set[tuple[PortProcess, int]]] = {}
 
     def send(self, message: mido.Message, song: str = "") -> None:
         self.send_together([(message, song)])
@@ -120,9 +120,10 @@ class OutputSet:
         # Tracked before it sounds: a release (the song stopped meanwhile) then covers every note of it.
         self._track(messages)
         handed = [(port, *port.play_at(chord, slot)) for port in self.ports_ahead]
+        mine = {(port, number) for port, number, _ in handed}
         songs = {song for _, song in messages}
         for song in songs:
-            self.handed.setdefault(song, []).extend((port, number) for port, number, _ in handed)
+            self.handed.setdefault(song, set()).update(mine)
         try:
             at, played_at = None, None
             if self.ports_here or not handed:
@@ -140,13 +141,12 @@ class OutputSet:
                 port.cancel(number)
             raise
         finally:
-            mine = {(port, number) for port, number, _ in handed}
             for song in songs:
-                left = [entry for entry in self.handed.get(song, ()) if entry not in mine]
-                if left:
-                    self.handed[song] = left
-                else:
-                    self.handed.pop(song, None)
+                left = self.handed.get(song)
+                if left is not None:
+                    left -= mine
+                    if not left:
+                        del self.handed[song]
         for output in self.threaded:
             output.hand_off(chord, at)
         return played_at

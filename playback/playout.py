@@ -14,6 +14,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from itertools import groupby, islice
+from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import mido
@@ -139,17 +141,6 @@ class SongQueue:
         self.task = None
 
 
-def slot_by_slot(queued: list[Queued]) -> list[list[Queued]]:
-    """``queued`` (in slot order) cut into chords: the events sharing a slot."""
-    chords: list[list[Queued]] = []
-    for entry in queued:
-        if chords and chords[-1][0].slot == entry.slot:
-            chords[-1].append(entry)
-        else:
-            chords.append([entry])
-    return chords
-
-
 class BufferedPlayout:
     """Plays each event at its song's start + score time + ``playout_delay``; an event arriving after
     that slot plays at once and counts as late. Each song has its own task, so no song waits for another.
@@ -212,7 +203,8 @@ class BufferedPlayout:
                 horizon, due = time.perf_counter() + HAND_AHEAD, 1
                 while due < len(pending) and not pending[due].event.end and pending[due].slot <= horizon:
                     due += 1
-                chords = slot_by_slot([pending[index] for index in range(due)])
+                # Cut into chords: the events sharing a slot (in slot order, as they arrived).
+                chords = [list(chord) for _, chord in groupby(islice(pending, due), key=attrgetter("slot"))]
                 play_at, wait = player.outputs.play_at, self.slots.until
                 played_at = await asyncio.gather(*(
                     play_at([(queued.message, song) for queued in chord], chord[0].slot, wait) for chord in chords))
