@@ -12,10 +12,11 @@ nothing else to do: it sleeps in ``select`` on its pipe until just before the ea
 clock through the last ``FINAL_APPROACH``, sends, and reports the instant each chord left, which the
 worker counts as the time it was played. No other thread of the child can hold its interpreter lock.
 
-The child inherits the worker's scheduling policy (real-time when ``MIDI_REALTIME_PRIORITY`` is set:
-Linux keeps it across fork and exec) and its environment, and is told the worker's mido backend. Slots are
-``time.perf_counter()`` values: on Linux that is ``CLOCK_MONOTONIC``, one clock for every process of the
-machine; the child's reading is compared with the worker's when it starts, and a difference refused.
+The child takes the scheduling policy of the worker's event loop thread (real-time when
+``MIDI_REALTIME_PRIORITY`` is set), whichever thread starts it, inherits the worker's environment, and
+is told the worker's mido backend. Slots are ``time.perf_counter()`` values: on Linux that is
+``CLOCK_MONOTONIC``, one clock for every process of the machine; the child's reading is compared with
+the worker's when it starts, and a difference refused.
 
 The wire between the two is declared once, below: commands to the child (play a chord at an instant,
 or cancel one) and reports from it (when a chord left, or why it could not).
@@ -35,7 +36,8 @@ import struct
 import subprocess
 import sys
 import time
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import mido
 
@@ -56,6 +58,10 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 # Most the worker's perf_counter and the child's may differ by (it takes a few ms to read both).
 CLOCK_TOLERANCE = 0.5
+# A child that died is started again this long after, then twice as long after each start that fails, up
+# to RESTART_MOST: a worker listening all day plays on once its port is back.
+RESTART_FIRST = 1.0
+RESTART_MOST = 60.0
 
 # The wire. Command: kind, chord number, slot (perf_counter; 0 = at once), length of the MIDI bytes
 # that follow (the chord's messages back to back).
@@ -161,6 +167,7 @@ def child_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--virtual", default=None)
     parser.add_argument("--log-level", type=int, default=logging.INFO)
     parser.add_argument("--backend", default=None, help="mido backend, as MIDO_BACKEND names it")
+    parser.add_argument("--scheduling", default=None, help="policy:priority to take (os.sched_setscheduler)")
     options = parser.parse_args(argv)
     # Ctrl-C in a terminal reaches the whole process group, and a service manager's stop may signal every
     # process of the worker: ended by them, this process would take the worker's releases of the notes
@@ -172,6 +179,8 @@ def child_main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=options.log_level, stream=sys.stderr,
                         format="[%(asctime)s] [port process %(process)d] [%(levelname)s] %(message)s")
     logging.getLogger("outputs").setLevel(options.log_level)
+    if options.scheduling:
+        take_scheduling(options.scheduling)
     # The worker says which port plays, once, naming this process.
     logging.getLogger("outputs.port").setLevel(max(options.log_level, logging.WARNING))
     # The reports go out on what was stdout; anything a library prints goes to stderr instead of
@@ -201,16 +210,29 @@ def child_main(argv: Sequence[str] | None = None) -> None:
 class PortProcess:
     """A MIDI port opened in a child process (``wanted``/``virtual_name`` as outputs.port.open_port takes
     them). :meth:`play_at` hands it a chord to send at a slot; :meth:`send` sends at once (releases).
-    Use :func:`open_port_process`, which says when there is no port; :meth:`close` ends the child."""
+    Use :func:`open_port_process`, which says when there is no port; :meth:`close` ends the child.
 
-    def __init__(self, process: subprocess.Popen, name: str) -> None:
+    When the child dies, what waits for it fails with the reason (the songs it belonged to stop) and so
+    does what comes until ``start_again`` (a callable returning a new child and its port's name) has
+    started another, ``RESTART_FIRST`` later; then the port plays on."""
+
+    def __init__(self, process: subprocess.Popen, name: str,
+                 start_again: Callable[[], tuple[subprocess.Popen, str]] | None = None) -> None:
         self.process = process
         self.name = name
+        self.start_again = start_again
         self.numbers = iter(range(1, 1 << 32))
         self.waiting: dict[int, asyncio.Future] = {}
         self.reports = bytearray()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ended: str | None = None
+        self.closed = False
+        self.restarting: asyncio.Task | None = None
+        try:
+            # Opened by a worker (on its event loop): its death is noticed at once, not at the next chord.
+            self._watch(asyncio.get_running_loop())
+        except RuntimeError:
+            pass  # no loop running: watched from the first chord on
 
     def __repr__(self) -> str:
         return f"<port {self.name!r} in process {self.process.pid}>"
@@ -233,12 +255,16 @@ class PortProcess:
         cancel it) and a future of the ``(perf_counter, time.time())`` when it left, which fails with
         PortError if the port refused it or the process ended."""
         if self.loop is None:
-            self.loop = asyncio.get_running_loop()
-            self.loop.add_reader(self.process.stdout.fileno(), self._read_reports)
+            self._watch(asyncio.get_running_loop())
         number = next(self.numbers)
         self._command(play_command(number, slot, messages))
         played = self.waiting[number] = self.loop.create_future()
         return number, played
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        if self.ended is None:
+            loop.add_reader(self.process.stdout.fileno(), self._read_reports)
 
     def cancel(self, number: int) -> None:
         """Unless it already left, the chord ``number`` is not sent; its future is cancelled."""
@@ -284,9 +310,41 @@ class PortProcess:
         for played in waiting.values():
             if not played.done():
                 played.set_exception(PortError(reason))
+        if self.start_again is not None and not self.closed and self.loop is not None and not self.loop.is_closed():
+            self.restarting = self.loop.create_task(self._restart())
+
+    async def _restart(self) -> None:
+        """Start another child after the last one died, retrying with a longer pause each time it fails."""
+        # Ended or ending (its pipes closed): killed in case it lingers, so collecting its exit cannot wait.
+        self.process.kill()
+        stop_child(self.process)
+        pause = RESTART_FIRST
+        while True:
+            await asyncio.sleep(pause)
+            # A thread waits for the child to open its port (blocking, up to START_TIMEOUT s).
+            starting = self.loop.run_in_executor(None, self.start_again)
+            try:
+                process, name = await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                # Closed meanwhile: the child being started is ended as soon as it is up.
+                starting.add_done_callback(stop_started_child)
+                raise
+            except Exception as exc:
+                pause = min(pause * 2, RESTART_MOST)
+                logger.error("could not start the process of port %r again: %s; next try in %g s",
+                             self.name, exc, pause)
+                continue
+            self.process, self.name, self.ended = process, name, None
+            self.reports.clear()
+            self.loop.add_reader(process.stdout.fileno(), self._read_reports)
+            logger.warning("port %r plays again, sent at each slot by process %d", name, process.pid)
+            return
 
     def close(self) -> None:
         """Let the child send what it was given to send at once (releases), close its port and end."""
+        self.closed = True
+        if self.restarting is not None:
+            self.restarting.cancel()
         if self.loop is not None and not self.loop.is_closed() and self.ended is None:
             self.loop.remove_reader(self.process.stdout.fileno())
         self.ended = self.ended or f"port {self.name!r} is closed"
@@ -296,7 +354,14 @@ class PortProcess:
         stop_child(self.process)
 
 
+def stop_started_child(starting: asyncio.Future) -> None:
+    if not starting.cancelled() and starting.exception() is None:
+        stop_child(starting.result()[0])
+
+
 def stop_child(process: subprocess.Popen) -> None:
+    if process.stdout.closed:
+        return  # stopped already
     process.stdin.close()
     try:
         process.wait(STOP_TIMEOUT)
@@ -312,9 +377,29 @@ def open_port_process(wanted: str | None, virtual_name: str | None) -> PortProce
     asked for and none exists. Raises PortError when the port cannot open (the child's reason)."""
     # The worker's own mido backend, however it was chosen (MIDO_BACKEND, or mido.set_backend).
     backend = mido.backend.name + (f"/{mido.backend.api}" if mido.backend.api else "")
+    started = start_child(backend, wanted, virtual_name)
+    if started is None:
+        return None
+    process, name = started
+    logger.info("playing through MIDI output port %r (sent at each slot by process %d)", name, process.pid)
+    return PortProcess(process, name, start_again=partial(start_child_again, backend, wanted, virtual_name))
+
+
+def start_child_again(backend: str, wanted: str | None, virtual_name: str | None) -> tuple[subprocess.Popen, str]:
+    started = start_child(backend, wanted, virtual_name)
+    if started is None:
+        raise PortError("no MIDI output port exists any more")
+    return started
+
+
+def start_child(backend: str, wanted: str | None,
+                virtual_name: str | None) -> tuple[subprocess.Popen, str] | None:
+    """A child with its port open (the process, the port's name), or None when no port is asked for and
+    none exists. Raises PortError when the port cannot open (the child's reason)."""
     # Not ``-m outputs.port_process``: that imports the package, which imports this module, first.
     command = [sys.executable, "-c", "from outputs.port_process import child_main; child_main()",
-               "--log-level", str(logging.getLogger("outputs").getEffectiveLevel()), "--backend", backend]
+               "--log-level", str(logging.getLogger("outputs").getEffectiveLevel()), "--backend", backend,
+               "--scheduling", scheduling_of_main_thread()]
     if wanted:
         command += ["--port", wanted]
     if virtual_name:
@@ -338,8 +423,26 @@ def open_port_process(wanted: str | None, virtual_name: str | None) -> PortProce
         process.kill()
         stop_child(process)
         raise
-    logger.info("playing through MIDI output port %r (sent at each slot by process %d)", hello["port"], process.pid)
-    return PortProcess(process, hello["port"])
+    return process, hello["port"]
+
+
+def scheduling_of_main_thread() -> str:
+    """``policy:priority`` of the worker's main thread (its event loop's): a child started from another
+    thread (a restart, from the loop's executor) would inherit that thread's instead."""
+    main = os.getpid()  # on Linux, the main thread's id is the process's
+    return f"{os.sched_getscheduler(main)}:{os.sched_getparam(main).sched_priority}"
+
+
+def take_scheduling(scheduling: str) -> None:
+    """In the child: the worker's main thread's policy (``scheduling_of_main_thread``), if not its own."""
+    policy, priority = map(int, scheduling.split(":"))
+    if (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == (policy, priority):
+        return
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(priority))
+    except OSError as exc:
+        logger.warning("could not take the worker's scheduling (policy %d, priority %d): %s; sending at "
+                       "ordinary priority", policy, priority, exc)
 
 
 def read_hello(process: subprocess.Popen) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -12,10 +14,13 @@ from typing import Iterator
 import mido
 import pytest
 
+from harness.processes import ROOT, WorkerProcess, run_producer
 from outputs import OutputSet
 from outputs.port import PortError
+from outputs import port_process
 from outputs.port_process import open_port_process
 from tests.recording_backend import read_recording
+from tests.song_files import write_song
 
 
 @contextmanager
@@ -126,17 +131,52 @@ async def test_a_note_the_port_refuses_fails_its_chord_with_the_reason_and_the_p
     assert "Recorder A could not send: PortFailed: test port refuses note 61" in caplog.messages
 
 
-async def test_when_the_process_dies_what_waits_fails_naming_the_port_and_so_does_what_comes_after(recorded, caplog):
+async def test_when_the_process_dies_what_waits_fails_naming_the_port_and_so_does_what_comes_until_it_is_back(
+        recorded, caplog, monkeypatch):
+    monkeypatch.setattr(port_process, "RESTART_FIRST", 0.3)
     port = open_port_process(None, None)
     try:
         _, waiting = port.play_at([note(60)], time.perf_counter() + 5)
-        os.kill(port.process.pid, signal.SIGKILL)
+        dead = port.process
+        os.kill(dead.pid, signal.SIGKILL)
         with pytest.raises(PortError, match="the process of port 'Recorder A' stopped"):
             await asyncio.wait_for(waiting, 5)
         with pytest.raises(PortError, match="Recorder A"):
             port.send(note(61))
+        deadline = time.monotonic() + 20
+        while port.ended is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(port.play_at([note(62)], time.perf_counter())[1], 5)
     finally:
         port.close()
+
+    assert port.process is not dead and dead.returncode == -signal.SIGKILL
+    assert port.process.returncode == 0
+    assert [number for number, _, _ in notes_of(recorded)] == [62]
+    assert any(message.startswith("port 'Recorder A' plays again, sent at each slot by process ")
+               for message in caplog.messages)
+
+
+async def test_a_port_that_cannot_start_again_is_tried_again_later_and_a_closed_one_is_not(recorded, caplog,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(port_process, "RESTART_FIRST", 0.05)
+    port = open_port_process(None, None)
+    try:
+        port.play_at([note(60)], time.perf_counter())  # the reports are read from here on
+        monkeypatch.setenv("RECORDING_BACKEND_FILE", str(recorded.parent / "no such folder" / "recording.jsonl"))
+        os.kill(port.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while len([m for m in caplog.messages if m.startswith("could not start the process of port")]) < 2:
+            assert time.monotonic() < deadline, caplog.messages
+            await asyncio.sleep(0.05)
+        failures = [m for m in caplog.messages if m.startswith("could not start the process of port")]
+        assert failures[0].endswith("next try in 0.1 s") and failures[1].endswith("next try in 0.2 s")
+    finally:
+        port.close()
+    await asyncio.sleep(0.5)
+
+    assert port.restarting.cancelled()
+    assert port.ended is not None
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
@@ -190,3 +230,68 @@ async def test_a_song_released_meanwhile_never_sounds_what_was_handed_ahead_afte
     # The release (all notes off, all sound off: the note was tracked when handed), and never the note.
     assert [0x90, 60, 90] not in recorded_bytes
     assert [0xB0, 123, 0] in recorded_bytes and [0xB0, 120, 0] in recorded_bytes
+
+
+def port_processes_of(pid: int) -> list[int]:
+    """The port processes ``pid`` started that still run."""
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                is_port_process = b"child_main" in cmdline.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and is_port_process:
+            children.append(int(entry))
+    return children
+
+
+def test_a_buffered_worker_whose_port_process_was_killed_plays_the_next_song_through_another(
+        tmp_path, worker_env, recording):
+    score = write_song(tmp_path / "scale.mid", [(i * 0.05, [0x90, 60 + i, 90]) for i in range(20)])
+    env = {**worker_env, "MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}
+    with WorkerProcess(env) as worker:
+        deadline = time.monotonic() + 10
+        while len(killed := port_processes_of(worker.process.pid)) != 1:
+            assert time.monotonic() < deadline, f"port processes of the worker: {killed}"
+            time.sleep(0.05)
+        os.kill(killed[0], signal.SIGKILL)
+        assert worker.wait_for(lambda line: "plays again, sent at each slot by process" in line, 20), worker.lines[-20:]
+        result = run_producer([str(tmp_path / "scale.mid")], env)
+        assert result.returncode == 0, result.stderr
+        [summary] = worker.wait_for_summaries(1, timeout=60)
+        [restarted] = port_processes_of(worker.process.pid)
+
+    assert restarted != killed[0]
+    assert (summary["events"], summary["lost"]) == (len(score), 0)
+    assert [line["bytes"] for line in read_recording(recording)][:len(score)] == [data for _, data in score]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take real-time priority")
+def test_a_child_started_from_a_thread_at_ordinary_priority_takes_the_main_threads_real_time_priority(recorded):
+    # In a process of its own, whose main thread (a worker's event loop) takes SCHED_FIFO 3 and starts the
+    # port's child from a thread at ordinary priority, as a restart does from the loop's executor.
+    code = """if True:
+        import os, threading, mido
+        from outputs.port_process import scheduling_of_main_thread, start_child, stop_child
+        from playback.realtime import ordinary_priority, take_realtime_priority
+        take_realtime_priority(3)
+        started = {}
+        def start():
+            with ordinary_priority():
+                started["mine"] = os.sched_getscheduler(0)
+                started["child"] = start_child("tests.recording_backend", None, None)
+        thread = threading.Thread(target=start)
+        thread.start()
+        thread.join()
+        process, _ = started["child"]
+        print(started["mine"], os.sched_getscheduler(process.pid), os.sched_getparam(process.pid).sched_priority)
+        stop_child(process)
+    """
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(os.SCHED_OTHER), str(os.SCHED_FIFO), "3"]
