@@ -162,7 +162,7 @@ async def test_a_port_that_cannot_start_again_is_tried_again_later_and_a_closed_
     monkeypatch.setattr(port_process, "RESTART_FIRST", 0.05)
     port = open_port_process(None, None)
     try:
-        port.play_at([note(60)], time.perf_counter())  # the reports are read from here on
+        port.play_at([note(60)], time.perf_counter())
         monkeypatch.setenv("RECORDING_BACKEND_FILE", str(recorded.parent / "no such folder" / "recording.jsonl"))
         os.kill(port.process.pid, signal.SIGKILL)
         deadline = time.monotonic() + 20
