@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import mido
@@ -233,19 +234,17 @@ async def test_a_song_released_meanwhile_never_sounds_what_was_handed_ahead_afte
 
 
 def port_processes_of(pid: int) -> list[int]:
-    """The port processes ``pid`` started that still run."""
-    children = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                is_port_process = b"child_main" in cmdline.read()
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == pid and is_port_process:
-            children.append(int(entry))
-    return children
+    """The port processes ``pid`` started that still run (the kernel lists each thread's children)."""
+    children = [int(child) for task in os.listdir(f"/proc/{pid}/task")
+                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return [child for child in children if b"child_main" in command_line(child)]
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # ended meanwhile (the start-up check's own port process ends at once)
 
 
 def test_a_buffered_worker_whose_port_process_was_killed_plays_the_next_song_through_another(
@@ -274,8 +273,8 @@ def test_a_child_started_from_a_thread_at_ordinary_priority_takes_the_main_threa
     # In a process of its own, whose main thread (a worker's event loop) takes SCHED_FIFO 3 and starts the
     # port's child from a thread at ordinary priority, as a restart does from the loop's executor.
     code = """if True:
-        import os, threading, mido
-        from outputs.port_process import scheduling_of_main_thread, start_child, stop_child
+        import os, threading
+        from outputs.port_process import start_child, stop_child
         from playback.realtime import ordinary_priority, take_realtime_priority
         take_realtime_priority(3)
         started = {}
