@@ -210,6 +210,32 @@ def test_the_port_named_is_opened(recorded):
     assert port.name == "Recorder B"
 
 
+class SendsItself(mido.ports.BaseOutput):
+    """A backend's port that overrides ``send`` itself, as mido's rtmidi backend does."""
+
+    def _open(self, **kwargs) -> None:
+        self.sent = []
+
+    def send(self, message) -> None:
+        self.sent.append(message)
+
+
+def test_the_child_sends_through_a_backends_own_send_skipping_midos_copy_and_lock_only_where_mido_wraps_it(
+        recorded):
+    wrapped = mido.open_output()  # the recording backend: it implements _send, mido's send wraps it
+    own = SendsItself()
+    bare = mido.ports.BaseOutput()  # implements neither: mido's own send, which does nothing
+    try:
+        assert port_process.sender_of(wrapped) == wrapped._send
+        assert port_process.sender_of(own) == own.send
+        assert port_process.sender_of(bare) == bare.send
+        port_process.sender_of(wrapped)(note(61))
+    finally:
+        wrapped.close()
+
+    assert [line["bytes"] for line in read_recording(recorded)] == [[0x90, 61, 90]]
+
+
 async def test_a_song_released_meanwhile_never_sounds_what_was_handed_ahead_after_its_release(recorded):
     port = open_port_process(None, None)
     outputs = OutputSet([port])
