@@ -48,7 +48,7 @@ async def sent_times(broker_url: str, topic: str) -> dict[int, float]:
 
 def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path, topic: str,
                 outputs: str = "port") -> tuple[dict, dict]:
-    recording = folder / f"{topic}.jsonl"
+    recording = folder / f"{topic}.rec"
     env = {"BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
            "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", **mode_env}
     env.update({name: value for name, value in os.environ.items() if name.startswith("MIDI_")})

@@ -117,7 +117,7 @@ def play(song: Path, score, case: str, at: float, folder: Path, broker: str = "t
                "MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.5", "MIDI_OUTPUT": "port",
                "MIDO_BACKEND": "tests.recording_backend"}
         envs = [{**env, "APP_DATADIR": str(folder / f"{case}-data-{index}"),
-                 "RECORDING_BACKEND_FILE": str(folder / f"{case}-{index}.jsonl")} for index in range(WORKERS)]
+                 "RECORDING_BACKEND_FILE": str(folder / f"{case}-{index}.rec")} for index in range(WORKERS)]
         with ExitStack() as stack:
             workers = [stack.enter_context(WorkerProcess(worker_env)) for worker_env in envs]
             left = None
@@ -137,7 +137,7 @@ def play(song: Path, score, case: str, at: float, folder: Path, broker: str = "t
             producer.join()
         for index, worker in enumerate(workers):
             (folder / f"{case}-worker-{index}.log").write_text("\n".join(worker.lines) + "\n")
-    recordings = [read_recording(folder / f"{case}-{index}.jsonl") for index in range(WORKERS)]
+    recordings = [read_recording(folder / f"{case}-{index}.rec") for index in range(WORKERS)]
     result = analyse(score, recordings, left)
     result["reported_handover_ms"] = sorted(summary["handover_ms"] for each in found for summary in each
                                             if summary.get("handover_ms") is not None)

@@ -218,7 +218,7 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
 def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path,
          stop: threading.Event, json_rows: bool = False) -> list[dict]:
     topic = f"soak-{mode}"
-    recording = folder / f"{topic}.jsonl"
+    recording = folder / f"{topic}.rec"
     env = {**os.environ, "BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
            "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", "APP_DATADIR": str(folder / topic),
            **MODES[mode]}

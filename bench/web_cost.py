@@ -84,7 +84,7 @@ def viewer(variant: str, worker: WorkerProcess):
 
 
 def play_once(broker_url: str, song: Path, score, mode_env: dict, variant: str, topic: str, folder: Path) -> dict:
-    recording = folder / f"{topic}.jsonl"
+    recording = folder / f"{topic}.rec"
     env = {"BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
            "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", "APP_DATADIR": str(folder / topic),
            **mode_env}

@@ -52,7 +52,7 @@ def proxied_broker(tmp_path):
 @pytest.fixture
 def recording(tmp_path) -> Path:
     """Where the recording mido backend writes what the worker's port was sent."""
-    return tmp_path / "recording.jsonl"
+    return tmp_path / "recording.rec"
 
 
 @pytest.fixture

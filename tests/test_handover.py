@@ -45,7 +45,7 @@ def two_workers(worker_env: dict[str, str], tmp_path: Path, **settings: str) -> 
     """Environments for two workers of the group, each with its own port recording and data folder."""
     create_topic(worker_env["BROKER_URL"], PARTITIONS)
     common = {**worker_env, "MIDI_TOPIC_PARTITIONS": str(PARTITIONS), **settings}
-    return tuple({**common, "RECORDING_BACKEND_FILE": str(tmp_path / f"{name}.jsonl"),
+    return tuple({**common, "RECORDING_BACKEND_FILE": str(tmp_path / f"{name}.rec"),
                   "APP_DATADIR": str(tmp_path / f"data-{name}")} for name in ("a", "b"))
 
 

@@ -41,7 +41,7 @@ def test_a_song_keyed_by_channel_is_played_by_two_workers_each_part_whole_once_i
     env = {**worker_env, "MIDI_TOPIC_PARTITIONS": str(PARTITIONS), "MIDI_PLAYBACK": "buffered",
            "MIDI_PLAYOUT_DELAY": "0.5"}
     envs = [{**env, "APP_DATADIR": str(tmp_path / f"data-{name}"),
-             "RECORDING_BACKEND_FILE": str(tmp_path / f"recording-{name}.jsonl")} for name in "ab"]
+             "RECORDING_BACKEND_FILE": str(tmp_path / f"recording-{name}.rec")} for name in "ab"]
 
     with WorkerProcess(envs[0]) as first, WorkerProcess(envs[1]) as second:
         workers = [first, second]
@@ -62,7 +62,7 @@ def test_a_song_keyed_by_channel_is_played_by_two_workers_each_part_whole_once_i
 
     played_at: dict[tuple[float, int], float] = {}
     for index, (worker, found) in enumerate(zip(workers, summaries)):
-        recording = read_recording(tmp_path / f"recording-{'ab'[index]}.jsonl")
+        recording = read_recording(tmp_path / f"recording-{'ab'[index]}.rec")
         by_channel = defaultdict(list)
         for entry in recording:
             by_channel[(entry["bytes"][0] & 0x0F) + 1].append(entry)

@@ -38,7 +38,7 @@ def mido_backend(name: str) -> Iterator[None]:
 def recorded(tmp_path, monkeypatch):
     """The worker's mido backend is the recording one, which the child then uses too (it inherits the
     environment, where the file is named); yields the file it writes."""
-    path = tmp_path / "recording.jsonl"
+    path = tmp_path / "recording.rec"
     monkeypatch.setenv("RECORDING_BACKEND_FILE", str(path))
     with mido_backend("tests.recording_backend"):
         yield path
@@ -164,7 +164,7 @@ async def test_a_port_that_cannot_start_again_is_tried_again_later_and_a_closed_
     port = open_port_process(None, None)
     try:
         port.play_at([note(60)], time.perf_counter())
-        monkeypatch.setenv("RECORDING_BACKEND_FILE", str(recorded.parent / "no such folder" / "recording.jsonl"))
+        monkeypatch.setenv("RECORDING_BACKEND_FILE", str(recorded.parent / "no such folder" / "recording.rec"))
         os.kill(port.process.pid, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while len([m for m in caplog.messages if m.startswith("could not start the process of port")]) < 2:

@@ -101,7 +101,7 @@ def test_a_rebalance_with_ten_seconds_queued_completes_in_time_and_each_song_pla
     env = {**worker_env, "MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": str(PLAYOUT_DELAY),
            "MIDI_TOPIC_PARTITIONS": "2", "MIDI_REBALANCE_TIMEOUT": str(REBALANCE_TIMEOUT),
            "MIDI_SESSION_TIMEOUT": "10"}
-    second_recording = tmp_path / "second.jsonl"
+    second_recording = tmp_path / "second.rec"
     create_topic(broker_url, partitions=2)
     sent: list[tuple[float, int]] = []
     producing = threading.Thread(target=publish_paced, args=(broker_url, sent))

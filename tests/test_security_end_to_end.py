@@ -68,7 +68,7 @@ def tls_env(url: str, cafile, tmp_path, recording) -> dict[str, str]:
 
 
 def test_a_song_is_published_and_played_over_tls(tls_broker, authorities, tmp_path):
-    recording = tmp_path / "recording.jsonl"
+    recording = tmp_path / "recording.rec"
     env = tls_env(tls_broker, authorities[0].cert, tmp_path, recording)
     score = write_song(tmp_path / "over_tls.mid", every_kind_timeline(seconds=2.0))
 
@@ -84,7 +84,7 @@ def test_a_song_is_published_and_played_over_tls(tls_broker, authorities, tmp_pa
 
 
 def test_with_the_wrong_ca_each_command_stops_in_one_line_naming_the_ca_file(tls_broker, authorities, tmp_path):
-    recording = tmp_path / "recording.jsonl"
+    recording = tmp_path / "recording.rec"
     wrong = authorities[1].cert
     env = tls_env(tls_broker, wrong, tmp_path, recording)
     line = refusal(tls_broker, wrong)
@@ -113,7 +113,7 @@ def test_a_worker_waiting_for_its_broker_stops_in_one_line_once_the_broker_refus
     wrong = authorities[1].cert
     issued = authorities[0].issue("late-broker", ("IP:127.0.0.1",))
 
-    with WorkerProcess(tls_env(url, wrong, tmp_path, tmp_path / "recording.jsonl"), ready_timeout=None) as worker:
+    with WorkerProcess(tls_env(url, wrong, tmp_path, tmp_path / "recording.rec"), ready_timeout=None) as worker:
         assert worker.wait_for(lambda text: "cannot reach the Kafka broker" in text, 30), "\n".join(worker.lines)
         with broker_behind_tls(port, issued, str(tmp_path / "broker.log")):
             started = time.monotonic()
@@ -135,7 +135,7 @@ def test_a_refused_login_stops_each_command_in_one_line_naming_the_user_and_pass
     log = str(tmp_path / "broker.log")
     with (broker_behind_tls(port, issued, log, authentication=True) if protocol == "SASL_SSL"
           else embedded_broker(port, log, authentication=True)) as url:
-        env = {**tls_env(url, authorities[0].cert, tmp_path, tmp_path / "recording.jsonl"),
+        env = {**tls_env(url, authorities[0].cert, tmp_path, tmp_path / "recording.rec"),
                "MIDI_SECURITY_PROTOCOL": protocol, "MIDI_SASL_MECHANISM": "SCRAM-SHA-512",
                "MIDI_SASL_USERNAME": "alice", "MIDI_SASL_PASSWORD": "s3cret"}
         if protocol == "SASL_PLAINTEXT":

@@ -82,7 +82,7 @@ def lost_and_repeated(outcome: Outcome) -> dict[str, tuple[int, int]]:
 def play_through_fault(tmp_path: Path, fault: Callable[[MockCluster, int], None]) -> Outcome:
     """Songs on two partitions or more, played by one worker; once each has begun, ``fault(cluster,
     partition)`` on the highest partition holding a song (never partition 0: see above)."""
-    recording = tmp_path / "recording.jsonl"
+    recording = tmp_path / "recording.rec"
     topics = {TOPIC: PARTITIONS, CHANGELOG: PARTITIONS}
     with running_mock_cluster(BROKERS, topics, log_path=str(tmp_path / "mock.log")) as cluster:
         cluster.pin_coordinator("midi_app", COORDINATOR)

@@ -120,7 +120,7 @@ def test_a_crash_of_the_agent_releases_the_notes_before_faust_restarts_it(worker
 def test_a_worker_losing_a_partition_in_a_rebalance_releases_that_partitions_songs(
         worker_env, broker_url, recording, tmp_path):
     env = {**worker_env, "MIDI_TOPIC_PARTITIONS": "2", "MIDI_SESSION_TIMEOUT": "6", "MIDI_REBALANCE_TIMEOUT": "6"}
-    second_recording = tmp_path / "second.jsonl"
+    second_recording = tmp_path / "second.rec"
     create_topic(broker_url, partitions=2)
     with WorkerProcess(env) as first:
         # One song per partition, on its own channel, so the recording tells them apart.
