@@ -295,9 +295,10 @@ def test_a_buffered_worker_whose_port_process_was_killed_plays_the_next_song_thr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take real-time priority")
-def test_a_child_started_from_a_thread_at_ordinary_priority_takes_the_main_threads_real_time_priority(recorded):
+def test_a_child_started_from_a_thread_at_ordinary_priority_takes_a_step_above_the_main_threads_priority(recorded):
     # In a process of its own, whose main thread (a worker's event loop) takes SCHED_FIFO 3 and starts the
-    # port's child from a thread at ordinary priority, as a restart does from the loop's executor.
+    # port's child from a thread at ordinary priority, as a restart does from the loop's executor. The
+    # child goes one step above the worker's threads, which all run at 3.
     code = """if True:
         import os, threading
         from outputs.port_process import start_child, stop_child
@@ -319,4 +320,4 @@ def test_a_child_started_from_a_thread_at_ordinary_priority_takes_the_main_threa
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(os.SCHED_OTHER), str(os.SCHED_FIFO), "3"]
+    assert result.stdout.split() == [str(os.SCHED_OTHER), str(os.SCHED_FIFO), "4"]
