@@ -142,9 +142,8 @@ def sender_of(port: BaseOutput) -> Callable[[mido.Message], None]:
     copy and lock cost ~0.8 µs a message, a chord's last note that much later per note before it (the
     recording backend, 2.8 against 2.0 µs a message, 2026-11-30). Backends that override ``send``
     themselves (rtmidi, without a copy) keep it. Checked once here, at the port's opening."""
-    wraps = type(port).send is BaseOutput.send
-    own = getattr(type(port), "_send", BaseOutput._send) is not BaseOutput._send
-    if isinstance(port, BaseOutput) and wraps and own:
+    kind = type(port)
+    if isinstance(port, BaseOutput) and kind.send is BaseOutput.send and kind._send is not BaseOutput._send:
         return port._send
     return port.send
 
