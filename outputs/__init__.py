@@ -166,6 +166,9 @@ class OutputSet:
             try:
                 for message in messages:
                     port.send(message)
+            except PortError as exc:
+                # A port whose process is gone (and is being started again) says why in one line.
+                logger.error("could not release the notes sounding on %s: %s", port, exc)
             except Exception:
                 logger.exception("could not release the notes sounding on %s", port)
         for output in self.threaded:

@@ -259,6 +259,28 @@ async def test_a_song_released_meanwhile_never_sounds_what_was_handed_ahead_afte
     assert [0xB0, 123, 0] in recorded_bytes and [0xB0, 120, 0] in recorded_bytes
 
 
+async def test_a_release_on_a_port_whose_process_is_gone_is_one_line_saying_why(recorded, caplog, monkeypatch):
+    monkeypatch.setattr(port_process, "RESTART_FIRST", 60.0)  # gone for the whole test
+    port = open_port_process(None, None)
+    outputs = OutputSet([port])
+    try:
+        handed = asyncio.ensure_future(outputs.play_at([(note(60), "song")], time.perf_counter() + 5, None))
+        await asyncio.sleep(0.05)
+        os.kill(port.process.pid, signal.SIGKILL)
+        with pytest.raises(PortError):
+            await asyncio.wait_for(handed, 5)
+        caplog.clear()
+        outputs.release("song")
+    finally:
+        port.close()
+
+    [record] = [record for record in caplog.records if "could not release" in record.getMessage()]
+    assert record.exc_info is None
+    assert record.getMessage().startswith(
+        "could not release the notes sounding on <port 'Recorder A' in process ")
+    assert "stopped" in record.getMessage()
+
+
 def port_processes_of(pid: int) -> list[int]:
     """The port processes ``pid`` started that still run (the kernel lists each thread's children)."""
     children = [int(child) for task in os.listdir(f"/proc/{pid}/task")
