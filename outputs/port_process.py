@@ -167,8 +167,8 @@ def serve(port, commands: int, reports: int) -> None:
                     schedule.take(fields, payload)
                 continue
         # Woken from a sleep, the CPU's caches hold little of this process: the first message of a chord
-        # then took 50-75 µs to send and the others ~3 (rtmidi/JACK and the recording backend). Encoding
-        # the chord's messages while the slot approaches (as sending does) brought the first to 27-40.
+        # then took 50-75 µs to send and the others ~2-3 (rtmidi/JACK and the recording backend). Encoding
+        # the chord's messages while the slot approaches (as sending does) brought the first to 31-43.
         # One message at a time, so the clock is read every fraction of a microsecond.
         upcoming = itertools.cycle(schedule.chords[0][2])
         while time.perf_counter() < slot:
