@@ -121,6 +121,10 @@ class Schedule:
             self.cancelled.discard(heapq.heappop(self.chords)[1])
         return self.chords[0][0] if self.chords else None
 
+    def next_messages(self) -> list[mido.Message]:
+        """The messages of the chord at :meth:`next_slot` (asked after it, which skips the cancelled)."""
+        return self.chords[0][2]
+
     def due(self, now: float) -> list[tuple[int, list[mido.Message]]]:
         due = []
         while self.chords and self.chords[0][0] <= now:
@@ -170,7 +174,7 @@ def serve(port, commands: int, reports: int) -> None:
         # then took 50-75 µs to send and the others ~2-3 (rtmidi/JACK and the recording backend). Encoding
         # the chord's messages while the slot approaches (as sending does) brought the first to 31-43.
         # One message at a time, so the clock is read every fraction of a microsecond.
-        upcoming = itertools.cycle(schedule.chords[0][2])
+        upcoming = itertools.cycle(schedule.next_messages())
         while time.perf_counter() < slot:
             next(upcoming).bytes()
         sent = []
