@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,40 @@ def median(values: np.ndarray) -> float:
     return float(low + high) / 2
 
 
+class SeqsSeen:
+    """The seqs of a song seen so far, as the count below which all were seen and the few seen above it.
+
+    Events arrive almost in order, so this stays a number and a small set however long the song; a set
+    of every seq held an int object per event (~1 MB for a ten-minute song, the playing song's memory
+    rising and falling with its length)."""
+
+    def __init__(self) -> None:
+        self.below = 0
+        self.above: set[int] = set()
+
+    def __contains__(self, seq: int) -> bool:
+        return seq < self.below or seq in self.above
+
+    def __len__(self) -> int:
+        return self.below + len(self.above)
+
+    def add(self, seq: int) -> None:
+        if seq < self.below:
+            return
+        self.above.add(seq)
+        while self.below in self.above:
+            self.above.remove(self.below)
+            self.below += 1
+
+    def add_all_below(self, count: int) -> None:
+        """Every seq below ``count`` was seen (played by an earlier worker)."""
+        self.above = {seq for seq in self.above if seq >= count}
+        self.below = max(self.below, count)
+        while self.below in self.above:
+            self.above.remove(self.below)
+            self.below += 1
+
+
 @dataclass
 class SongStats:
     song: str
@@ -50,12 +85,13 @@ class SongStats:
     dropped: int = 0
     expected: int | None = None
     highest_seq: int = -1
-    seen: set[int] = field(default_factory=set)
-    latencies_ms: list[float] = field(default_factory=list)
+    seen: SeqsSeen = field(default_factory=SeqsSeen)
+    # Arrays of doubles, not lists of float objects: a fifth of the memory, a playing song's largest part.
+    latencies_ms: array = field(default_factory=lambda: array("d"))
     first_played_at: float | None = None
     last_played_at: float | None = None
     # played time minus score time, for events whose score timing is known (speed ratio > 0)
-    offsets: list[float] = field(default_factory=list)
+    offsets: array = field(default_factory=lambda: array("d"))
     # time.monotonic() of the last event that arrived (buffered: or played), for the idle timeout
     last_event_at: float = 0.0
     # The notes topic's partition its events came from, where known

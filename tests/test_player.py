@@ -22,7 +22,7 @@ from hypothesis import given, strategies as st
 from config.settings import Settings
 from outputs import OutputSet
 from playback.player import Player
-from playback.stats import SongStats, median, percentiles
+from playback.stats import SeqsSeen, SongStats, median, percentiles
 from harness.processes import SONG_SUMMARY_MARK, parse_summary
 from tests.recording_backend import read_recording
 from tests.topic_values import end_record, song_record
@@ -377,6 +377,30 @@ def test_arrivals_count_duplicates_reordering_and_losses():
     assert (stats.duplicates, stats.reordered, stats.lost) == (1, 1, 2)
     stats.expected = 8
     assert stats.lost == 4
+
+
+@given(st.lists(st.one_of(st.tuples(st.just("add"), st.integers(0, 40)),
+                          st.tuples(st.just("all below"), st.integers(0, 40))), max_size=60),
+       st.integers(0, 45))
+def test_seqs_seen_answer_as_a_set_of_every_seq_would(steps, probe):
+    seen, every = SeqsSeen(), set()
+    for step, seq in steps:
+        if step == "add":
+            seen.add(seq)
+            every.add(seq)
+        else:
+            seen.add_all_below(seq)
+            every.update(range(seq))
+    assert len(seen) == len(every)
+    assert (probe in seen) == (probe in every)
+    # What it holds beyond one number is only what arrived out of order, not one int per event.
+    assert seen.above == {seq for seq in every if seq > seen.below} and seen.below not in every
+
+
+def test_a_long_song_in_order_keeps_no_seq_beside_the_count():
+    stats = SongStats("a")
+    assert all(stats.arrive(seq) for seq in range(50_000))
+    assert (len(stats.seen), stats.seen.above, stats.lost) == (50_000, set(), 0)
 
 
 class BookkeepingWatch:
