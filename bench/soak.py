@@ -333,6 +333,22 @@ def songs_from(songs: list[Path], first: int) -> list[Path]:
     return songs[start:] + songs[:start]
 
 
+def memory_trend(rows: list[dict], window: float) -> dict | None:
+    """The worker's anonymous memory (with its port processes) over the run: the median of the lines of
+    its first and of its last ten minutes (a third of the run if shorter), and the least-squares slope
+    over every line, in MiB an hour. A line's figure depends on where it falls in a song (the playing
+    song's stats grow with it, and in buffered mode its queue), so two single lines would compare songs;
+    ten minutes span more than one pass of the soak's songs."""
+    if len(rows) < 3:
+        return None
+    anon = [row["worker_anon_mib"] for row in rows]
+    stretch = max(1, min(round(600 / window), len(anon) // 3))
+    slope = statistics.linear_regression([row["window"] for row in rows], anon).slope
+    return {"lines": stretch, "first_mib": round(statistics.median(anon[:stretch]), 1),
+            "last_mib": round(statistics.median(anon[-stretch:]), 1),
+            "slope_mib_per_hour": round(slope * 3600 / window, 2)}
+
+
 def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
           f"{'worker':>7} {'w MiB':>6} {'w anon':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
@@ -346,6 +362,13 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
               f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
         if args.json:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
+    trend = memory_trend(rows, args.window)
+    if trend is not None:
+        print(f"{mode}: worker memory (anon, with its port processes): median {trend['first_mib']} MiB over the "
+              f"first {trend['lines']} lines, {trend['last_mib']} over the last {trend['lines']}; "
+              f"slope {trend['slope_mib_per_hour']:+.2f} MiB an hour over all {len(rows)}")
+        if args.json:
+            print("soak memory " + json.dumps({"mode": mode, **trend}), flush=True)
 
 if __name__ == "__main__":
     main()
