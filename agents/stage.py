@@ -14,6 +14,7 @@ from faust.types import TP
 from config.settings import Settings
 from outputs import open_outputs
 from playback.gc_pauses import GcPauses, freeze_what_exists
+from playback.heap_trim import HeapTrim
 from playback.player import Player, PlayObserver
 from models.resume_point import ResumePoint
 from playback.resume import InOrderAcks
@@ -125,6 +126,7 @@ class Stage:
         self.kafka_load = KafkaLoad()
         self.partition_latency = PartitionLatency()
         self.gc_pauses = GcPauses()
+        self.heap_trim = HeapTrim()
         self.observer = observer
 
     def observe(self, observer: PlayObserver) -> None:
@@ -142,6 +144,10 @@ class Stage:
         if not self.started:
             self.started = True
             freeze_what_exists()
+            logger.info(self.heap_trim.start_line())
+            trimmed = self.heap_trim.trim_now()
+            if trimmed is not None:
+                logger.info(trimmed)
         with open_outputs(self.settings) as outputs, self.gc_pauses:
             player = Player(outputs, self.settings, self.played_seqs, self.observer)
             self.players.append(player)
@@ -221,8 +227,9 @@ class Stage:
         return let_go
 
     def status_lines(self, fetches: dict[str, int] | None) -> list[str]:
-        """The status line of each player, the latency by partition of the songs playing, and a line of the
-        worker's load (``fetches``: by fetch wait)."""
+        """The status line of each player, the latency by partition of the songs playing, a line of the
+        worker's load (``fetches``: by fetch wait), and once a minute what trimming the heap gave back
+        (playback/heap_trim.py)."""
         lines = [f"status: {player.status()}" for player in self.players]
         if fetches is not None:
             writes = sum(player.resume_points.writes for player in self.players)
@@ -232,4 +239,7 @@ class Stage:
         by_partition = self.partition_latency.line(self.players, self.song_partitions.partition_of)
         if by_partition is not None:
             lines.append(by_partition)
+        trimmed = self.heap_trim.trim_if_due()
+        if trimmed is not None:
+            lines.append(trimmed)
         return lines
