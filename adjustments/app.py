@@ -22,6 +22,7 @@ from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
 from config.security import BrokerSecurity
 from playback.gc_pauses import freeze_what_exists
+from playback.heap_trim import one_heap_for_all_threads
 from playback.realtime import take_realtime_priority
 from security.credentials import aiokafka_options
 from security.login import check_login
@@ -65,7 +66,8 @@ class MidiWorker(faust.Worker):
     """Faust's worker: refuses to start when an adjustment would break or the brokers refuse its TLS or
     login (security/login.py), switches the GIL more often
     (here, for the worker command only: produce-midi leaves the interpreter as it is), takes real-time
-    priority when asked before any of its threads start (playback/realtime.py), freezes what it
+    priority when asked and has its threads allocate from one heap, before any of them starts
+    (playback/realtime.py, playback/heap_trim.py), freezes what it
     made while starting out of later garbage collections (playback/gc_pauses.py), and reports an
     unreachable broker through the app's outage log."""
 
@@ -75,6 +77,8 @@ class MidiWorker(faust.Worker):
             raise SystemExit(f"midi_app worker: {problem}")
         super().__init__(app, *args, **kwargs)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+        # Before any thread starts, as the realtime priority below (playback/heap_trim.py).
+        self.one_heap = one_heap_for_all_threads()
         # Said once logging is set up (on_setup_root_logger).
         self.realtime_line: tuple[int, str] | None = None
         if app.realtime_priority:
@@ -96,6 +100,9 @@ class MidiWorker(faust.Worker):
         self.app.broker_outage_log.install(logger.handlers)
         if self.realtime_line:
             logging.getLogger(__name__).log(*self.realtime_line)
+        logging.getLogger(__name__).info(
+            "every thread allocates from the main heap (glibc mallopt M_ARENA_MAX 1)" if self.one_heap else
+            "threads keep heaps of their own: this C library has no mallopt M_ARENA_MAX")
 
 
 class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):

@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from playback.heap_trim import HeapTrim, anonymous_kib, find_malloc_trim
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Clock:
@@ -67,3 +75,31 @@ def test_a_trim_now_starts_the_interval_again():
     clock.now = 90.0
     assert heap.trim_if_due() is not None
     assert calls == [0, 0]
+
+
+# A process that starts a thread allocating blocks malloc serves (over 512 bytes), then counts the heaps
+# glibc's malloc_info lists.
+HEAPS_AFTER_A_THREAD = """
+import ctypes, sys, threading
+from playback.heap_trim import one_heap_for_all_threads
+if sys.argv[1] == "one":
+    assert one_heap_for_all_threads()
+kept = []
+thread = threading.Thread(target=lambda: kept.extend(bytes(2000 + n) for n in range(2000)))
+thread.start()
+thread.join()
+libc = ctypes.CDLL(None)
+libc.open_memstream.restype = libc.fopen.restype = ctypes.c_void_p
+text, size = ctypes.c_char_p(), ctypes.c_size_t()
+stream = libc.open_memstream(ctypes.byref(text), ctypes.byref(size))
+libc.malloc_info(0, ctypes.c_void_p(stream))
+libc.fclose(ctypes.c_void_p(stream))
+print(text.value.decode().count("<heap nr="))
+"""
+
+
+@pytest.mark.parametrize("setting, heaps", [("one", 1), ("default", 2)])
+def test_with_one_heap_a_thread_allocates_from_the_main_one(setting, heaps):
+    result = subprocess.run([sys.executable, "-c", HEAPS_AFTER_A_THREAD, setting], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert int(result.stdout) == heaps, result.stderr
