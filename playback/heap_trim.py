@@ -1,18 +1,21 @@
-"""Freed heap memory given back to the system, once a minute, so a worker listening all day stays its size.
+"""The worker's heap kept to what its live objects need, so a worker listening all day stays its size.
 
-glibc's malloc keeps what a process frees for its next allocations and returns to the system only the
-free memory at the very top of each heap (above 128 KiB), never free pages between blocks still in use.
-Python takes every block over 512 bytes from malloc (records fetched, lists and dicts that grow), from
-several threads, each with a heap of its own (Faust's consumer thread has one), and blocks of every size
-come and go: the free space between live blocks grows. Measured (2026-11-30, soaks of the openttd songs):
-the Python objects a buffered worker held stayed at 43.7 MB for 20 minutes (tracemalloc, the song
-playing aside), while its anonymous memory grew 1-3 MiB an hour, all of it in malloc's heaps, three
-quarters of the consumer thread's heap free after ten minutes; ``malloc_trim(0)`` gave 0.5-0.8 MiB back.
-It returns every free page of every heap (``madvise``), so called now and then it keeps the worker at
-the size its live objects need. It runs on the event loop (a thread of ordinary priority holding the
-heaps' locks could keep the real-time loop waiting); one call took 0.1-1 ms on heaps of 17-95 MB.
+glibc's malloc keeps what a process frees for its next allocations; it gives back to the system only
+free memory at the top of a heap, never free pages between blocks still in use, and it gives each thread
+a heap of its own (up to eight a core). Python takes every block over 512 bytes from malloc (records
+fetched, lists and dicts that grow). Measured (2026-11-30, ten- and 25-minute soaks of the openttd songs,
+a worker per mode): the Python objects a buffered worker held stayed at 43.7 MB for 20 minutes
+(tracemalloc, the song playing aside) while its anonymous memory grew 1-3 MiB an hour, all of it in
+malloc's heaps. Faust's consumer thread's heap grew 0.2-0.4 MiB every ten minutes, three quarters of it
+free in pieces too small for its next blocks, and ``malloc_trim`` did not shrink it.
 
-Only on glibc; elsewhere (musl, macOS) there is no ``malloc_trim`` and nothing is done.
+So the worker has every thread allocate from the main heap (``one_heap_for_all_threads``, before its
+threads start; Python allocates under its global lock, so one heap costs no waiting), and gives that
+heap's free pages back once a minute (``HeapTrim``, glibc's ``malloc_trim``, which ``madvise``s every
+free page away): 50-900 KiB each time, in 0.04-0.5 ms. That runs on the event loop: a thread of ordinary
+priority holding the heap's lock could keep the real-time loop waiting.
+
+Only on glibc; elsewhere (musl, macOS) neither function exists and nothing is done.
 """
 from __future__ import annotations
 
@@ -45,11 +48,8 @@ def find_malloc_trim() -> Callable[[int], int] | None:
 
 
 def one_heap_for_all_threads() -> bool:
-    """Have every thread started from now on allocate from the main heap, not one of its own (glibc makes
-    up to eight a core): a thread's heap is never trimmed down as the main one is, and Faust's consumer
-    thread's grew by 2-4 MiB an hour, mostly free space in pieces too small for its next blocks. Python
-    allocates under its global lock, so one heap costs no waiting. Call before the threads start;
-    whether it was done."""
+    """Have every thread started from now on allocate from the main heap, not one of its own (the module's
+    text says why). Call before the threads start; whether it was done."""
     mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
     return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
 
