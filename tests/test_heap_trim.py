@@ -14,14 +14,6 @@ from playback.heap_trim import HeapTrim, anonymous_kib, find_malloc_trim
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_free_pages_between_live_blocks_go_back_to_the_system():
     assert find_malloc_trim() is not None, "this project's machines run glibc"
     heap = HeapTrim(interval=0.0)
@@ -41,38 +33,38 @@ def test_free_pages_between_live_blocks_go_back_to_the_system():
 
 
 def test_it_trims_once_an_interval_and_says_so():
-    clock, calls = Clock(), []
-    heap = HeapTrim(interval=60.0, clock=clock, trim=calls.append)
+    now, calls = [0.0], []
+    heap = HeapTrim(interval=60.0, clock=lambda: now[0], trim=calls.append)
 
-    clock.now = 59.0
+    now[0] = 59.0
     assert heap.trim_if_due() is None
-    clock.now = 60.0
+    now[0] = 60.0
     assert re.fullmatch(r"heap trimmed in \d+\.\d\d ms: -?\d+ KiB given back, anonymous memory \d+\.\d MiB",
                         heap.trim_if_due())
-    clock.now = 100.0
+    now[0] = 100.0
     assert heap.trim_if_due() is None
     assert calls == [0]
     assert heap.start_line() == "freed heap memory goes back to the system every 60 s (glibc malloc_trim)"
 
 
 def test_without_malloc_trim_nothing_is_done_and_the_start_line_says_so():
-    clock = Clock()
-    heap = HeapTrim(interval=1.0, clock=clock)
+    now = [0.0]
+    heap = HeapTrim(interval=1.0, clock=lambda: now[0])
     heap.trim = None
-    clock.now = 10.0
+    now[0] = 10.0
 
     assert heap.trim_if_due() is None and heap.trim_now() is None
     assert heap.start_line() == "this C library has no malloc_trim: freed heap memory stays with the worker"
 
 
 def test_a_trim_now_starts_the_interval_again():
-    clock, calls = Clock(), []
-    heap = HeapTrim(interval=60.0, clock=clock, trim=calls.append)
-    clock.now = 30.0
+    now, calls = [0.0], []
+    heap = HeapTrim(interval=60.0, clock=lambda: now[0], trim=calls.append)
+    now[0] = 30.0
     assert heap.trim_now().startswith("heap trimmed in ")
-    clock.now = 80.0
+    now[0] = 80.0
     assert heap.trim_if_due() is None
-    clock.now = 90.0
+    now[0] = 90.0
     assert heap.trim_if_due() is not None
     assert calls == [0, 0]
 
