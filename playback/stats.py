@@ -58,17 +58,18 @@ class SeqsSeen:
         return self.below + len(self.above)
 
     def add(self, seq: int) -> None:
-        if seq < self.below:
-            return
-        self.above.add(seq)
-        while self.below in self.above:
-            self.above.remove(self.below)
-            self.below += 1
+        if seq >= self.below:
+            self.above.add(seq)
+            self._close_up()
 
     def add_all_below(self, count: int) -> None:
         """Every seq below ``count`` was seen (played by an earlier worker)."""
         self.above = {seq for seq in self.above if seq >= count}
         self.below = max(self.below, count)
+        self._close_up()
+
+    def _close_up(self) -> None:
+        # The seqs above that now follow the count on without a gap join it.
         while self.below in self.above:
             self.above.remove(self.below)
             self.below += 1
