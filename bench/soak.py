@@ -43,6 +43,10 @@ DEFAULT_SONGS = [OPENMSX / name for name in ("relax_song.mid", "keep_on_rolling.
 # (brokers/__init__.py), as make run does; a MIDI_FETCH_WAIT_MS of the caller's own wins.
 MODES = {"live": {"MIDI_PLAYBACK": "live", **local_fetch_wait()},
          "buffered": {"MIDI_PLAYBACK": "buffered", "MIDI_PLAYOUT_DELAY": "0.2"}}
+# The soak's targets (issue 10): each line's timing error p99 at most this, in ms, and the last line's
+# within this factor of the first's.
+TIMING_BOUND_MS = {"live": 3.0, "buffered": 1.0}
+LAST_OVER_FIRST = 1.2
 
 
 async def records_held(broker_url: str) -> int:
@@ -349,6 +353,34 @@ def memory_trend(rows: list[dict], window: float) -> dict | None:
             "slope_mib_per_hour": round(slope * 3600 / window, 2)}
 
 
+def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
+    """The run's timing error p99 per line against the targets (every line within the mode's bound, the
+    last within 1.2x of the first), and beside them what says whether the run slowed down when two single
+    lines cannot: the medians of the first and last ten minutes' lines (a third of the run if shorter),
+    the least-squares slope in ms an hour, and the share of all pairs of lines (an earlier and a later one)
+    in which the later is within 1.2x of the earlier.
+
+    A line's p99 is its top 1% of events: a few chords, so which chords the music puts in that minute, and,
+    buffered, tens of microseconds of wake-up noise on 0.04-0.07 ms. That share is how often the
+    last-over-first target would hold were the run cut at other lines: in an hour whose buffered slope was
+    -0.002 ms an hour (2026-11-30, 22:32), 67% of pairs of buffered lines (live 82%)."""
+    timed = [(row["window"], row["timing_error_ms"]["p99"]) for row in rows if row["timing_error_ms"]]
+    if len(timed) < 3:
+        return None
+    p99 = [value for _, value in timed]
+    stretch = max(1, min(round(600 / window), len(p99) // 3))
+    pairs = [(earlier, later) for index, earlier in enumerate(p99) for later in p99[index + 1:]]
+    return {"lines": len(p99), "bound_ms": TIMING_BOUND_MS[mode],
+            "within_bound": sum(value <= TIMING_BOUND_MS[mode] for value in p99), "max_ms": max(p99),
+            "first_ms": p99[0], "last_ms": p99[-1],
+            "last_over_first": round(p99[-1] / p99[0], 2) if p99[0] else None,
+            "stretch": stretch, "first_stretch_ms": round(statistics.median(p99[:stretch]), 3),
+            "last_stretch_ms": round(statistics.median(p99[-stretch:]), 3),
+            "slope_ms_per_hour": round(statistics.linear_regression([w for w, _ in timed], p99).slope
+                                       * 3600 / window, 4),
+            "later_within": round(sum(later <= LAST_OVER_FIRST * earlier for earlier, later in pairs) / len(pairs), 2)}
+
+
 def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
           f"{'worker':>7} {'w MiB':>6} {'w anon':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
@@ -362,6 +394,17 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
               f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
         if args.json:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
+    timing = timing_trend(mode, rows, args.window)
+    if timing is not None:
+        ratio = timing["last_over_first"]
+        print(f"{mode}: timing error p99: {timing['within_bound']} of {timing['lines']} lines within "
+              f"{timing['bound_ms']:g} ms (max {timing['max_ms']:.2f}); last/first {timing['last_ms']:.3f}/"
+              f"{timing['first_ms']:.3f} ms = {ratio}x (target {LAST_OVER_FIRST}x); medians of the first and last "
+              f"{timing['stretch']} lines {timing['first_stretch_ms']:.3f} -> {timing['last_stretch_ms']:.3f} ms; "
+              f"slope {timing['slope_ms_per_hour']:+.3f} ms an hour; a later line within {LAST_OVER_FIRST}x of an "
+              f"earlier one in {timing['later_within']:.0%} of all pairs")
+        if args.json:
+            print("soak timing " + json.dumps({"mode": mode, **timing}), flush=True)
     trend = memory_trend(rows, args.window)
     if trend is not None:
         print(f"{mode}: worker memory (anon, with its port processes): median {trend['first_mib']} MiB over the "

@@ -1,0 +1,40 @@
+"""The soak's closing figures from its lines (bench/soak.py): whether a run slowed down, said so that
+a run that did and one that did not read differently."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import soak  # noqa: E402  (the benchmarks import each other from their folder)
+
+
+def lines(p99s: list[float | None]) -> list[dict]:
+    return [{"window": index, "timing_error_ms": None if p99 is None else {"p99": p99}}
+            for index, p99 in enumerate(p99s)]
+
+
+def test_a_run_that_slows_down_says_so_in_each_figure():
+    figures = soak.timing_trend("buffered", lines([0.05 + 0.01 * minute for minute in range(30)]), 60.0)
+    assert figures["last_over_first"] == 6.8
+    assert figures["slope_ms_per_hour"] == 0.6
+    assert (figures["first_stretch_ms"], figures["last_stretch_ms"]) == (0.095, 0.295)
+    assert figures["later_within"] < 0.25  # only near neighbours, once the lines are large
+    assert figures["within_bound"] == 30
+
+
+def test_a_flat_run_can_miss_the_last_over_first_target_and_its_other_figures_say_it_is_flat():
+    """Two kinds of minute taking turns, as a soak's songs do: the last over the first is 1.5x, the
+    medians of the first and last ten minutes are the same, the slope small."""
+    figures = soak.timing_trend("buffered", lines([0.04, 0.06] * 15), 60.0)
+    assert figures["last_over_first"] == 1.5
+    assert figures["first_stretch_ms"] == figures["last_stretch_ms"] == 0.05
+    assert abs(figures["slope_ms_per_hour"]) < 0.03
+    assert 0.7 < figures["later_within"] < 0.8  # the later of two lines within 1.2x in three pairs of four
+
+
+def test_lines_over_the_modes_bound_are_counted_and_lines_with_nothing_played_left_out():
+    figures = soak.timing_trend("live", lines([1.5, None, 3.2, 1.4, None, 1.6]), 60.0)
+    assert (figures["lines"], figures["within_bound"], figures["max_ms"]) == (4, 3, 3.2)
+    assert (figures["first_ms"], figures["last_ms"]) == (1.5, 1.6)
+    assert soak.timing_trend("buffered", lines([0.05, None, 0.06]), 60.0) is None  # two lines: no trend
