@@ -49,6 +49,9 @@ def test_a_one_minute_soak_does_not_slow_down():
     assert all(row["events"] > 100 for row in rows), result.stdout
     first, last = (row["timing_error_ms"]["p99"] for row in (rows[0], rows[-1]))
     assert last <= SOAK_GROWTH_BOUND * max(first, SOAK_FLOOR_MS), result.stdout
+    closing = [json.loads(line.split("soak timing ", 1)[1])
+               for line in result.stdout.splitlines() if line.startswith("soak timing ")]
+    assert [(figures["lines"], figures["first_ms"], figures["last_ms"]) for figures in closing] == [(3, first, last)]
     assert "0 events sent but not played" in result.stdout, result.stdout
 
 
