@@ -396,22 +396,27 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
     timing = timing_trend(mode, rows, args.window)
     if timing is not None:
-        ratio = timing["last_over_first"]
-        print(f"{mode}: timing error p99: {timing['within_bound']} of {timing['lines']} lines within "
-              f"{timing['bound_ms']:g} ms (max {timing['max_ms']:.2f}); last/first {timing['last_ms']:.3f}/"
-              f"{timing['first_ms']:.3f} ms = {ratio}x (target {LAST_OVER_FIRST}x); medians of the first and last "
-              f"{timing['stretch']} lines {timing['first_stretch_ms']:.3f} -> {timing['last_stretch_ms']:.3f} ms; "
-              f"slope {timing['slope_ms_per_hour']:+.3f} ms an hour; a later line within {LAST_OVER_FIRST}x of an "
-              f"earlier one in {timing['later_within']:.0%} of all pairs")
-        if args.json:
-            print("soak timing " + json.dumps({"mode": mode, **timing}), flush=True)
+        closing_line(args, "timing", mode, timing,
+                     f"timing error p99: {timing['within_bound']} of {timing['lines']} lines within "
+                     f"{timing['bound_ms']:g} ms (max {timing['max_ms']:.2f}); last/first {timing['last_ms']:.3f}/"
+                     f"{timing['first_ms']:.3f} ms = {timing['last_over_first']}x (target {LAST_OVER_FIRST}x); "
+                     f"medians of the first and last {timing['stretch']} lines {timing['first_stretch_ms']:.3f} -> "
+                     f"{timing['last_stretch_ms']:.3f} ms; slope {timing['slope_ms_per_hour']:+.3f} ms an hour; "
+                     f"a later line within {LAST_OVER_FIRST}x of an earlier one in {timing['later_within']:.0%} "
+                     f"of all pairs")
     trend = memory_trend(rows, args.window)
     if trend is not None:
-        print(f"{mode}: worker memory (anon, with its port processes): median {trend['first_mib']} MiB over the "
-              f"first {trend['lines']} lines, {trend['last_mib']} over the last {trend['lines']}; "
-              f"slope {trend['slope_mib_per_hour']:+.2f} MiB an hour over all {len(rows)}")
-        if args.json:
-            print("soak memory " + json.dumps({"mode": mode, **trend}), flush=True)
+        closing_line(args, "memory", mode, trend,
+                     f"worker memory (anon, with its port processes): median {trend['first_mib']} MiB over the "
+                     f"first {trend['lines']} lines, {trend['last_mib']} over the last {trend['lines']}; "
+                     f"slope {trend['slope_mib_per_hour']:+.2f} MiB an hour over all {len(rows)}")
+
+
+def closing_line(args: argparse.Namespace, kind: str, mode: str, figures: dict, text: str) -> None:
+    """A closing figure of a mode's run, said for a reader, and with --json as a line for a script."""
+    print(f"{mode}: {text}")
+    if args.json:
+        print(f"soak {kind} " + json.dumps({"mode": mode, **figures}), flush=True)
 
 if __name__ == "__main__":
     main()
