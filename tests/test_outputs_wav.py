@@ -48,6 +48,12 @@ def read_wav(path: Path) -> numpy.ndarray:
     return numpy.frombuffer(frames, dtype=numpy.int16).reshape(-1, 2).mean(axis=1)
 
 
+def header_frames(path: Path) -> int:
+    """The frames the file's header says it holds: 0 until its output completes it at a song's end."""
+    with wave.open(str(path)) as wav:
+        return wav.getnframes()
+
+
 def fundamental_hz(audio: numpy.ndarray, start: float, end: float) -> float:
     """The fundamental in the window: the strongest peak between 50 Hz and 4 kHz, or the lowest
     subharmonic of it that is strong too (a low piano note's second harmonic can outweigh its first)."""
@@ -82,8 +88,14 @@ def test_melody_through_the_cluster_is_rendered_at_the_right_pitches_and_length(
     with WorkerProcess(env) as worker:
         assert run_producer([str(tmp_path / "melody.mid")], env).returncode == 0
         [summary] = worker.wait_for_summaries(1, timeout=60)
-        # The song has ended: the file is complete now, while the worker still runs.
-        assert len(read_wav(wav_path)) >= (score[-1][0] + TAIL_SECONDS) * SAMPLE_RATE * 0.95
+        # The song has ended: the output's thread renders the tail and completes the file soon after
+        # (the playing path never waits for it: under CI's load its header still said 0 frames when the
+        # summary came, 2026-12-01), while the worker still runs.
+        complete = (score[-1][0] + TAIL_SECONDS) * SAMPLE_RATE * 0.95
+        deadline = time.monotonic() + 10
+        while header_frames(wav_path) < complete and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(read_wav(wav_path)) >= complete
     audio = read_wav(wav_path)
 
     played_seconds = summary["last_played_at"] - summary["first_played_at"]
