@@ -337,6 +337,14 @@ def songs_from(songs: list[Path], first: int) -> list[Path]:
     return songs[start:] + songs[:start]
 
 
+def trend(windows: list[int], values: list[float], window: float) -> tuple[int, float, float, float]:
+    """A figure's course over a run's lines: how many lines make its first and its last ten minutes (a
+    third of the run if shorter), the median over each, and the least-squares slope per hour."""
+    stretch = max(1, min(round(600 / window), len(values) // 3))
+    slope = statistics.linear_regression(windows, values).slope * 3600 / window
+    return stretch, statistics.median(values[:stretch]), statistics.median(values[-stretch:]), slope
+
+
 def memory_trend(rows: list[dict], window: float) -> dict | None:
     """The worker's anonymous memory (with its port processes) over the run: the median of the lines of
     its first and of its last ten minutes (a third of the run if shorter), and the least-squares slope
@@ -345,12 +353,10 @@ def memory_trend(rows: list[dict], window: float) -> dict | None:
     ten minutes span more than one pass of the soak's songs."""
     if len(rows) < 3:
         return None
-    anon = [row["worker_anon_mib"] for row in rows]
-    stretch = max(1, min(round(600 / window), len(anon) // 3))
-    slope = statistics.linear_regression([row["window"] for row in rows], anon).slope
-    return {"lines": stretch, "first_mib": round(statistics.median(anon[:stretch]), 1),
-            "last_mib": round(statistics.median(anon[-stretch:]), 1),
-            "slope_mib_per_hour": round(slope * 3600 / window, 2)}
+    stretch, first, last, slope = trend([row["window"] for row in rows], [row["worker_anon_mib"] for row in rows],
+                                        window)
+    return {"lines": stretch, "first_mib": round(first, 1), "last_mib": round(last, 1),
+            "slope_mib_per_hour": round(slope, 2)}
 
 
 def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
@@ -363,21 +369,19 @@ def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
     A line's p99 is its top 1% of events: a few chords, so which chords the music puts in that minute, and,
     buffered, tens of microseconds of wake-up noise on 0.04-0.07 ms. That share is how often the
     last-over-first target would hold were the run cut at other lines: in an hour whose buffered slope was
-    -0.002 ms an hour (2026-11-30, 22:32), 67% of pairs of buffered lines (live 82%)."""
+    -0.002 ms an hour (2026-11-30, 22:32), 68% of pairs of buffered lines (live 83%)."""
     timed = [(row["window"], row["timing_error_ms"]["p99"]) for row in rows if row["timing_error_ms"]]
     if len(timed) < 3:
         return None
     p99 = [value for _, value in timed]
-    stretch = max(1, min(round(600 / window), len(p99) // 3))
+    stretch, first, last, slope = trend([index for index, _ in timed], p99, window)
     pairs = [(earlier, later) for index, earlier in enumerate(p99) for later in p99[index + 1:]]
     return {"lines": len(p99), "bound_ms": TIMING_BOUND_MS[mode],
             "within_bound": sum(value <= TIMING_BOUND_MS[mode] for value in p99), "max_ms": max(p99),
             "first_ms": p99[0], "last_ms": p99[-1],
             "last_over_first": round(p99[-1] / p99[0], 2) if p99[0] else None,
-            "stretch": stretch, "first_stretch_ms": round(statistics.median(p99[:stretch]), 3),
-            "last_stretch_ms": round(statistics.median(p99[-stretch:]), 3),
-            "slope_ms_per_hour": round(statistics.linear_regression([w for w, _ in timed], p99).slope
-                                       * 3600 / window, 4),
+            "stretch": stretch, "first_stretch_ms": round(first, 3), "last_stretch_ms": round(last, 3),
+            "slope_ms_per_hour": round(slope, 4),
             "later_within": round(sum(later <= LAST_OVER_FIRST * earlier for earlier, later in pairs) / len(pairs), 2)}
 
 
