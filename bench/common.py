@@ -32,6 +32,13 @@ RAW_FETCH_WAIT_MS = Settings.from_env().fetch_wait_ms
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def steal_ms() -> float:
+    """The steal time of all CPUs since boot (/proc/stat): how long a virtual machine's host kept its CPUs
+    from it, in ms (0 on a machine of its own)."""
+    with open("/proc/stat") as stat:
+        return int(stat.readline().split()[8]) * 1000 / CLOCK_TICKS
+
+
 class ProcessUsage:
     """A process's CPU time and resident memory, with those of its child processes (a buffered worker's
     port process, outputs/port_process.py), read from /proc."""

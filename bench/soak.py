@@ -25,10 +25,12 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import BROKER_KINDS, ProcessUsage, bench_broker, bootstrap, percentiles
+from common import BROKER_KINDS, ProcessUsage, bench_broker, bootstrap, percentiles, steal_ms
+from machine_stalls import MachineStalls
 
 from brokers import local_fetch_wait
 from models.midi_event import decode_record
@@ -140,8 +142,9 @@ def median_offsets(matched) -> dict[str, float]:
     return {song: statistics.median(values) for song, values in offsets.items()}
 
 
-def per_window(matched, started: float, window: float) -> dict[int, dict]:
-    """Timing error and latency of the events played in each window, in ms."""
+def per_window(matched, started: float, window: float, machine: MachineStalls | None = None) -> dict[int, dict]:
+    """Timing error and latency of the events played in each window, in ms, and what the machine's own
+    watchers saw then (``machine``)."""
     median = median_offsets(matched)
     errors, latencies, worst = defaultdict(list), defaultdict(list), {}
     for played_at, score_time, sent_at, song in matched:
@@ -152,7 +155,9 @@ def per_window(matched, started: float, window: float) -> dict[int, dict]:
         if error > worst.get(index, (0.0,))[0]:
             worst[index] = (round(error, 3), song, round(score_time, 3))
     return {index: {"events": len(errors[index]), "timing_error_ms": percentiles(errors[index]),
-                    "latency_ms": percentiles(latencies[index]), "worst": worst.get(index)}
+                    "latency_ms": percentiles(latencies[index]), "worst": worst.get(index),
+                    **({"machine": machine.between(started + index * window, started + (index + 1) * window)}
+                       if machine is not None else {})}
             for index in sorted(errors)}
 
 
@@ -198,29 +203,32 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
     """A row per window: the worker's and the broker's CPU and memory, the records the broker holds;
     the rows so far once ``stop`` is set."""
     rows = []
-    last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds())
+    last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds(), steal_ms())
     for index in range(int(seconds // window)):
         if stop.wait(max(0.0, started + (index + 1) * window - time.monotonic())):
             break
-        now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds())
+        now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds(), steal_ms())
         held = asyncio.run(records_held(broker_url))
         elapsed = now[0] - last[0]
         rows.append({"window": index, "worker_cpu": (now[1] - last[1]) / elapsed * 100,
                      "broker_cpu": (now[2] - last[2]) / elapsed * 100, "worker_rss_mib": worker_sample.rss_mib(),
                      # The worker's own heap, without the probe's mapped file (bench/common.py).
                      "worker_anon_mib": worker_sample.rss_mib("RssAnon"),
-                     "broker_rss_mib": broker.rss_mib(), "records_held": held})
+                     "broker_rss_mib": broker.rss_mib(), "records_held": held,
+                     # The host's, for a virtual machine: time its CPUs could not run anything of ours.
+                     "steal_ms": round(now[3] - last[3])})
         last = now
         row = rows[-1]
         print(f"  {mode} {(index + 1) * window:5.0f} s:"
               f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB ({row['worker_anon_mib']:.1f} anon),"
-              f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held",
+              f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held,"
+              f" steal {row['steal_ms']} ms",
               flush=True)
     return rows
 
 
 def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: float, folder: Path,
-         stop: threading.Event, json_rows: bool = False) -> list[dict]:
+         stop: threading.Event, json_rows: bool = False, machine: MachineStalls | None = None) -> list[dict]:
     topic = f"soak-{mode}"
     recording = folder / f"{topic}.rec"
     env = {**os.environ, "BROKER_URL": broker_url, "MIDI_TOPIC": topic, "MIDO_BACKEND": "tests.recording_backend",
@@ -248,7 +256,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
     matched, extra, missing = match_played(played, tap.values)
     # Every event's (played at, score time, sent at, song), for a closer look at the worst minutes.
     (folder / f"{topic}-matched.json").write_text(json.dumps(matched))
-    timing = per_window(matched, wall_started, window)
+    timing = per_window(matched, wall_started, window, machine)
     for row in rows:
         row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
     print(f"  {mode}: {len(matched):,} events matched, {extra} played messages matched nothing, "
@@ -271,6 +279,9 @@ def main() -> None:
                         help="the embedded Tansu broker, or librdkafka's mock cluster (partitions kept to 5 MiB)")
     parser.add_argument("--smoke", action="store_true", help="one minute, live, in 20 s windows")
     parser.add_argument("--json", action="store_true", help="also print each row as a JSON line")
+    parser.add_argument("--machine-stalls", action="store_true",
+                        help="watch each CPU for stalls of the machine itself (bench/machine_stalls.py; it "
+                             "slows buffered playback a little)")
     parser.add_argument("--together", action="store_true",
                         help="play the modes at the same time, each with its own broker, "
                              "instead of one after the other")
@@ -294,6 +305,15 @@ def main() -> None:
         args.minutes, args.window, args.modes = 1.0, 20.0, "live"
     folder = Path(tempfile.mkdtemp(prefix="midi-soak-"))
     print(f"songs: {', '.join(song.name for song in args.songs)}; {args.minutes:g} min per mode; broker: {args.broker}")
+    with MachineStalls() if args.machine_stalls else nullcontext() as machine:
+        if machine is not None:
+            print(machine.start_line(), flush=True)
+        soak_modes(args, folder, stop, machine)
+    if signals:
+        sys.exit(128 + signals[0])
+
+
+def soak_modes(args: argparse.Namespace, folder: Path, stop: threading.Event, machine: MachineStalls | None) -> None:
     modes = args.modes.split(",")
     if args.together:
         # Each mode on a broker of its own (the worker's group and table are named by the app, so two
@@ -305,7 +325,7 @@ def main() -> None:
         results: dict[str, list[dict]] = {}
         threads = [threading.Thread(
             target=lambda mode=mode, first=index: results.update(
-                {mode: soak_on_own_broker(args, mode, folder, songs_from(args.songs, first), stop)}))
+                {mode: soak_on_own_broker(args, mode, folder, songs_from(args.songs, first), stop, machine)}))
             for index, mode in enumerate(modes)]
         for thread in threads:
             thread.start()
@@ -319,16 +339,14 @@ def main() -> None:
                 if stop.is_set():
                     break
                 print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder,
-                                      stop, args.json), args)
-    if signals:
-        sys.exit(128 + signals[0])
+                                      stop, args.json, machine), args)
 
 
 def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path, songs: list[Path],
-                       stop: threading.Event) -> list[dict]:
+                       stop: threading.Event, machine: MachineStalls | None) -> list[dict]:
     print(f"{mode}: songs in the order {', '.join(song.name for song in songs)}", flush=True)
     with bench_broker(args.broker, [f"soak-{mode}"], str(folder / f"broker-{mode}.log")) as broker_url:
-        return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, stop, args.json)
+        return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, stop, args.json, machine)
 
 
 def songs_from(songs: list[Path], first: int) -> list[Path]:
@@ -376,8 +394,16 @@ def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
     p99 = [value for _, value in timed]
     stretch, first, last, slope = trend([index for index, _ in timed], p99, window)
     pairs = [(earlier, later) for index, earlier in enumerate(p99) for later in p99[index + 1:]]
-    return {"lines": len(p99), "bound_ms": TIMING_BOUND_MS[mode],
-            "within_bound": sum(value <= TIMING_BOUND_MS[mode] for value in p99), "max_ms": max(p99),
+    bound = TIMING_BOUND_MS[mode]
+    over = [row for row in rows if row["timing_error_ms"] and row["timing_error_ms"]["p99"] > bound]
+    return {"lines": len(p99), "bound_ms": bound,
+            "within_bound": len(p99) - len(over), "max_ms": max(p99),
+            # The lines over the bound beside what kept the machine itself from running then: the host's steal
+            # time in each, and, watched (--machine-stalls), how many had a stall longer than the bound.
+            "over_steal_ms": [row.get("steal_ms") for row in over],
+            "median_steal_ms": statistics.median(row.get("steal_ms", 0) for row in rows),
+            "over_with_machine_stall": (sum(row["machine"]["max_ms"] > bound for row in over)
+                                        if all("machine" in row for row in over) else None),
             "first_ms": p99[0], "last_ms": p99[-1],
             "last_over_first": round(p99[-1] / p99[0], 2) if p99[0] else None,
             "stretch": stretch, "first_stretch_ms": round(first, 3), "last_stretch_ms": round(last, 3),
@@ -387,15 +413,18 @@ def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
 
 def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
-          f"{'worker':>7} {'w MiB':>6} {'w anon':>6} {'broker':>7} {'b MiB':>6} {'held':>9}")
+          f"{'worker':>7} {'w MiB':>6} {'w anon':>6} {'broker':>7} {'b MiB':>6} {'held':>9} "
+          f"{'steal':>6} {'stalls':>6} {'longest':>7}")
     for row in rows:
         error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
+        machine = row.get("machine")
         print(f"{mode}: {(row['window'] + 1) * args.window:6.0f}s {row['events']:7d} "
               f"{error.get('p50', float('nan')):8.2f} "
               f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
               f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['worker_anon_mib']:6.1f} "
               f"{row['broker_cpu']:6.0f}% "
-              f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,}")
+              f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,} {row['steal_ms']:6d}"
+              + (f" {machine['stalls']:6d} {machine['max_ms']:7.2f}" if machine else ""))
         if args.json:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
     timing = timing_trend(mode, rows, args.window)
@@ -407,13 +436,26 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
                      f"medians of the first and last {timing['stretch']} lines {timing['first_stretch_ms']:.3f} -> "
                      f"{timing['last_stretch_ms']:.3f} ms; slope {timing['slope_ms_per_hour']:+.3f} ms an hour; "
                      f"a later line within {LAST_OVER_FIRST}x of an earlier one in {timing['later_within']:.0%} "
-                     f"of all pairs")
+                     f"of all pairs"
+                     + over_bound_text(timing))
     trend = memory_trend(rows, args.window)
     if trend is not None:
         closing_line(args, "memory", mode, trend,
                      f"worker memory (anon, with its port processes): median {trend['first_mib']} MiB over the "
                      f"first {trend['lines']} lines, {trend['last_mib']} over the last {trend['lines']}; "
                      f"slope {trend['slope_mib_per_hour']:+.2f} MiB an hour over all {len(rows)}")
+
+
+def over_bound_text(timing: dict) -> str:
+    """What the machine did in the lines over the bound, for the closing line ("" if none was)."""
+    if not timing["over_steal_ms"]:
+        return ""
+    text = (f"; the {len(timing['over_steal_ms'])} lines over {timing['bound_ms']:g} ms had "
+            f"{', '.join(map(str, timing['over_steal_ms']))} ms of steal time (median of all lines "
+            f"{timing['median_steal_ms']:g})")
+    if timing["over_with_machine_stall"] is not None:
+        text += f", {timing['over_with_machine_stall']} of them a stall of the machine longer than the bound"
+    return text
 
 
 def closing_line(args: argparse.Namespace, kind: str, mode: str, figures: dict, text: str) -> None:

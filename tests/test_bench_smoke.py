@@ -47,6 +47,8 @@ def test_a_one_minute_soak_does_not_slow_down():
             for line in result.stdout.splitlines() if line.startswith("soak row ")]
     assert len(rows) == 3, result.stdout
     assert all(row["events"] > 100 for row in rows), result.stdout
+    # Each line says how long the host kept the machine's CPUs (steal time; 0 on a machine of its own).
+    assert all(isinstance(row["steal_ms"], int) and row["steal_ms"] >= 0 for row in rows), result.stdout
     first, last = (row["timing_error_ms"]["p99"] for row in (rows[0], rows[-1]))
     assert last <= SOAK_GROWTH_BOUND * max(first, SOAK_FLOOR_MS), result.stdout
     closing = [json.loads(line.split("soak timing ", 1)[1])
@@ -67,9 +69,9 @@ def test_latency_smoke_run_measures_each_output_kind_beside_the_port_alone():
 
 def test_a_soak_stopped_with_sigterm_stops_its_worker_broker_and_producer_and_says_what_it_played():
     """--together plays each mode in a thread of its own; a SIGTERM must reach those too (it stopped only
-    the main thread, and the soak went on to its end)."""
+    the main thread, and the soak went on to its end). The machine's watchers end with it too."""
     soak = subprocess.Popen([sys.executable, str(BENCH / "soak.py"), "--minutes", "10", "--window", "10",
-                             "--modes", "live", "--together", "--broker", "mock"],
+                             "--modes", "live", "--together", "--broker", "mock", "--machine-stalls"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         lines = []
@@ -85,5 +87,6 @@ def test_a_soak_stopped_with_sigterm_stops_its_worker_broker_and_producer_and_sa
     output = "".join(lines) + output
     assert soak.returncode == 143, output
     assert "0 events sent but not played" in output, output
+    assert "machine stalls: a watcher on each of" in output, output
     left = subprocess.run(["pgrep", "-s", str(soak.pid)], capture_output=True, text=True).stdout.split()
     assert left == [], f"still running after the soak ended: {left}"

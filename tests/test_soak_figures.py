@@ -38,3 +38,22 @@ def test_lines_over_the_modes_bound_are_counted_and_lines_with_nothing_played_le
     assert (figures["lines"], figures["within_bound"], figures["max_ms"]) == (4, 3, 3.2)
     assert (figures["first_ms"], figures["last_ms"]) == (1.5, 1.6)
     assert soak.timing_trend("buffered", lines([0.05, None, 0.06]), 60.0) is None  # two lines: no trend
+
+
+def test_lines_over_the_bound_say_what_kept_the_machine_itself_from_running_then():
+    rows = lines([1.5, 3.2, 3.4, 1.4])
+    for row, stolen, longest in zip(rows, [0, 40, 10, 20], [7.0, 9.2, 1.1, 0.0]):
+        row["steal_ms"], row["machine"] = stolen, {"stalls": 1, "max_ms": longest}
+    figures = soak.timing_trend("live", rows, 60.0)
+    assert figures["within_bound"] == 2
+    assert (figures["over_steal_ms"], figures["median_steal_ms"]) == ([40, 10], 15)
+    assert figures["over_with_machine_stall"] == 1  # the 9.2 ms stall; the 7 ms one fell in a line within
+    assert "the 2 lines over 3 ms had 40, 10 ms of steal time (median of all lines 15), 1 of them a stall" \
+        in soak.over_bound_text(figures)
+    unwatched = lines([1.5, 3.2, 1.4])
+    for row in unwatched:
+        row["steal_ms"] = 0
+    figures = soak.timing_trend("live", unwatched, 60.0)
+    assert figures["over_with_machine_stall"] is None
+    assert soak.over_bound_text(figures).endswith("(median of all lines 0)")
+    assert soak.over_bound_text(soak.timing_trend("live", lines([1.5, 1.2, 1.4]), 60.0)) == ""
