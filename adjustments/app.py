@@ -22,7 +22,7 @@ from logs.broker_log import BrokerOutageLog
 from adjustments.tripwire import Adjustment, Touch, check
 from config.security import BrokerSecurity
 from playback.gc_pauses import freeze_what_exists
-from playback.heap_trim import one_heap_for_all_threads
+from playback.heap_trim import LARGE_BLOCK, large_blocks_mapped_alone, one_heap_for_all_threads
 from playback.realtime import take_realtime_priority
 from security.credentials import aiokafka_options
 from security.login import check_login
@@ -79,6 +79,7 @@ class MidiWorker(faust.Worker):
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         # Before any thread starts, as the realtime priority below (playback/heap_trim.py).
         self.one_heap = one_heap_for_all_threads()
+        self.large_blocks_alone = large_blocks_mapped_alone()
         # Said once logging is set up (on_setup_root_logger).
         self.realtime_line: tuple[int, str] | None = None
         if app.realtime_priority:
@@ -103,6 +104,9 @@ class MidiWorker(faust.Worker):
         logging.getLogger(__name__).info(
             "every thread allocates from the main heap (glibc mallopt M_ARENA_MAX 1)" if self.one_heap else
             "threads keep heaps of their own: this C library has no mallopt M_ARENA_MAX")
+        if self.large_blocks_alone:
+            logging.getLogger(__name__).info("blocks of %d KiB or more are mapped on their own (glibc mallopt "
+                                             "M_MMAP_THRESHOLD)", LARGE_BLOCK // 1024)
 
 
 class MidiFaustApp(page_at_root.PageAtRootApp, faust.App):

@@ -16,6 +16,19 @@ free page away): over an hour's soak, 48-1,760 KiB each time (median 238), in 0.
 0.15). That runs on the event loop: a thread of ordinary priority holding the heap's lock could keep
 the real-time loop waiting.
 
+That left the main heap growing ~0.45 MiB an hour (two hours' soak, 2026-12-01: 17.00 → 17.45 → 17.92
+MiB at minutes 10, 60, 120, buffered) while the blocks alive in it stayed put (heaptrack over 21
+minutes: 17.05, 17.07, 17.07 MiB at the same point of each pass of the songs). What moved was free
+space: asyncio reads a socket with ``recv(262144)`` (``_SelectorSocketTransport.max_size``), a 256 KiB
+block shrunk to what came, ~63 times a second. glibc maps blocks that large on their own, but raises
+that threshold above any mapped block freed (up to 32 MiB), so after the worker's start they were carved
+from the heap, shrunk, and freed among other threads' blocks, leaving free space in pieces no trim gives
+back. ``large_blocks_mapped_alone`` fixes the threshold (which turns glibc's adjustment off), so each
+such read is a mapping of its own, gone when freed. Two buffered soaks side by side, the songs at four
+times their speed (``-s 0.25``), mallinfo2 every 30 s for 11 minutes: by default the heap's extent grew
+18.04 → 19.52 MiB and its free space 1.37 → 2.75 MiB; with the threshold fixed the extent stayed 17.77
+MiB throughout, its free space 0.85-1.10 MiB. The recv costs the same (p50 14-16 µs either way).
+
 Only on glibc; elsewhere (musl, macOS) neither function exists and nothing is done.
 """
 from __future__ import annotations
@@ -24,8 +37,12 @@ import ctypes
 import time
 from collections.abc import Callable
 
-# mallopt's parameter number for the most heaps malloc makes (glibc's malloc.h).
+# mallopt's parameter numbers (glibc's malloc.h): the most heaps malloc makes; the size from which a
+# block gets a mapping of its own.
 M_ARENA_MAX = -8
+M_MMAP_THRESHOLD = -3
+# Fixed below every socket read's 256 KiB (64 KiB is what the soak that showed it ran with).
+LARGE_BLOCK = 64 * 1024
 
 # Often enough that an hour's growth never builds up, rarely enough that its ~0.2 ms on the event loop
 # falls on one live note a minute at most.
@@ -54,6 +71,13 @@ def one_heap_for_all_threads() -> bool:
     text says why). Call before the threads start; whether it was done."""
     mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
     return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
+
+
+def large_blocks_mapped_alone(threshold: int = LARGE_BLOCK) -> bool:
+    """Have malloc give every block of ``threshold`` bytes or more a mapping of its own, from now on and
+    whatever is freed later (the module's text says why); whether it was done."""
+    mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, threshold) == 1
 
 
 def anonymous_kib() -> int | None:

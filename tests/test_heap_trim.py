@@ -95,3 +95,30 @@ def test_with_one_heap_a_thread_allocates_from_the_main_one(setting, heaps):
     result = subprocess.run([sys.executable, "-c", HEAPS_AFTER_A_THREAD, setting], cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=True)
     assert int(result.stdout) == heaps, result.stderr
+
+
+# A process that frees a mapped 1 MiB block (glibc then raises its threshold above it, unless fixed),
+# then counts malloc's mapped blocks (mallinfo2's hblks) while a 256 KiB block, a socket read's, is alive.
+MAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, sys
+from playback.heap_trim import large_blocks_mapped_alone
+if sys.argv[1] == "fixed":
+    assert large_blocks_mapped_alone()
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Mallinfo2
+large = bytes(1 << 20)
+del large
+before = mallinfo2().hblks
+read = bytes(256 * 1024)
+print(mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.parametrize("setting, mapped", [("fixed", 1), ("default", 0)])
+def test_with_large_blocks_mapped_alone_a_socket_reads_block_is_not_carved_from_the_heap(setting, mapped):
+    result = subprocess.run([sys.executable, "-c", MAPPED_AFTER_A_LARGE_FREE, setting], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert int(result.stdout) == mapped, result.stderr
