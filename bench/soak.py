@@ -5,7 +5,12 @@ Timing is measured outside the worker: the recording mido backend stamps each me
 it, and each played message is matched to its event on the topic (song, score time, send time). Timing error
 is |played − score time − the song's median offset|, as in the worker's summary.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--modes live,buffered] [--songs FILE...] [--together] [--smoke]
+    .venv/bin/python bench/soak.py [--minutes 10] [--modes live,buffered] [--songs FILE...] [--together]
+        [--machine-stalls] [--smoke]
+
+Each line also says the CPUs' steal time in that minute (how long a virtual machine's host kept them
+from it), and with ``--machine-stalls`` the stalls of the machine itself that a watcher on each CPU saw
+(bench/machine_stalls.py): a late minute can be the host's, not the app's.
 
 ``--together`` plays the modes at once, each on a broker of its own and starting at a different song of
 the list. Ctrl-C or SIGTERM ends the soak early: each mode's producer ends its song, and the rows so far
