@@ -10,14 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from machine_stalls import MachineStalls  # noqa: E402  (the benchmarks import each other from their folder)
 
-
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+from tests.waiting import wait_until  # noqa: E402
 
 
 def test_a_watcher_held_off_its_cpu_reports_a_stall_of_that_length():
@@ -30,7 +23,7 @@ def test_a_watcher_held_off_its_cpu_reports_a_stall_of_that_length():
         watcher.send_signal(signal.SIGSTOP)
         time.sleep(0.08)
         watcher.send_signal(signal.SIGCONT)
-        assert wait_until(lambda: any(ms >= 60 for _, ms, _ in machine.stalls), 5.0), machine.stalls
+        wait_until(lambda: any(ms >= 60 for _, ms, _ in machine.stalls), 5.0, "a stall of 60 ms or more")
         seen = machine.between(started, time.time())
     assert seen["stalls"] >= 1 and 60 <= seen["max_ms"] < 1000, seen
     # Nothing is counted outside the stretch asked about.

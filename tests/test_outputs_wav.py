@@ -24,6 +24,7 @@ from outputs.wav import TAIL_SECONDS, WavOutput
 from harness.processes import WorkerProcess, run_producer
 from config.settings import Settings
 from tests.song_files import write_song
+from tests.waiting import wait_until
 
 MELODY = [60, 64, 67, 72, 71, 69, 65, 62, 76, 84]  # C4 to C6, each a different pitch from its neighbours
 NOTE_SECONDS = 0.35
@@ -92,9 +93,7 @@ def test_melody_through_the_cluster_is_rendered_at_the_right_pitches_and_length(
         # (the playing path never waits for it: under CI's load its header still said 0 frames when the
         # summary came, 2026-12-01), while the worker still runs.
         complete = (score[-1][0] + TAIL_SECONDS) * SAMPLE_RATE * 0.95
-        deadline = time.monotonic() + 10
-        while header_frames(wav_path) < complete and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: header_frames(wav_path) >= complete, 10, "the WAV's header stating the song's length")
         assert len(read_wav(wav_path)) >= complete
     audio = read_wav(wav_path)
 

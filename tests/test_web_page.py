@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from brokers.embedded import free_port
 from config.settings import bootstrap_servers
 from harness.processes import WorkerProcess, run_producer
-from tests.browser import ARTEFACTS, console_errors, headless_chromium, wait_until
+from tests.browser import ARTEFACTS, console_errors, headless_chromium
+from tests.waiting import wait_until
 from tests.silent_client import silent_websocket
 from tests.song_files import every_kind_timeline, write_song
 from tests.topic_values import end_record, produce_values, records_on_topic, song_record
