@@ -66,18 +66,22 @@ def find_malloc_trim() -> Callable[[int], int] | None:
     return glibc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 
+def set_malloc_option(parameter: int, value: int) -> bool:
+    """glibc's ``mallopt(parameter, value)``: whether it was done (False where the C library has none)."""
+    mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    return mallopt is not None and mallopt(parameter, value) == 1
+
+
 def one_heap_for_all_threads() -> bool:
     """Have every thread started from now on allocate from the main heap, not one of its own (the module's
     text says why). Call before the threads start; whether it was done."""
-    mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
-    return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
+    return set_malloc_option(M_ARENA_MAX, 1)
 
 
 def large_blocks_mapped_alone(threshold: int = LARGE_BLOCK) -> bool:
     """Have malloc give every block of ``threshold`` bytes or more a mapping of its own, from now on and
     whatever is freed later (the module's text says why); whether it was done."""
-    mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
-    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, threshold) == 1
+    return set_malloc_option(M_MMAP_THRESHOLD, threshold)
 
 
 def anonymous_kib() -> int | None:
