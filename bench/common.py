@@ -6,6 +6,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import AsyncIterator
@@ -137,6 +138,43 @@ async def values_from_start(broker_url: str, topic: str) -> AsyncIterator[bytes]
                     yield record.value
     finally:
         await consumer.stop()
+
+
+class TopicTap:
+    """Reads partition 0 of a topic from its start, as it is written, in a thread of its own: the mock
+    cluster drops a partition's oldest records past 5 MiB, so the run's events are kept as they come."""
+
+    def __init__(self, broker_url: str, topic: str) -> None:
+        self.broker_url, self.topic = broker_url, topic
+        self.values: list[bytes] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._read()), daemon=True)
+
+    async def _read(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(self.broker_url), enable_auto_commit=False,
+                                    fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            partition = TopicPartition(self.topic, 0)
+            consumer.assign([partition])
+            await consumer.seek_to_beginning(partition)
+            while not self.stopping.is_set():
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    self.values.extend(record.value for record in records)
+            end = (await consumer.end_offsets([partition]))[partition]
+            while await consumer.position(partition) < end:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    self.values.extend(record.value for record in records)
+        finally:
+            await consumer.stop()
+
+    def __enter__(self) -> "TopicTap":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.thread.join(60)
 
 
 def dense_song_timeline(seconds: float) -> list[tuple[float, list[int]]]:

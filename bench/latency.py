@@ -22,8 +22,8 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import (BROKER_KINDS, RAW_FETCH_WAIT_MS, bench_broker, percentiles, ratio_line, raw_paced_latency,
-                    timing_errors_ms, values_from_start, write_dense_song)
+from common import (BROKER_KINDS, RAW_FETCH_WAIT_MS, TopicTap, bench_broker, percentiles, ratio_line,
+                    raw_paced_latency, timing_errors_ms, write_dense_song)
 
 from models.midi_event import decode_record
 from harness.processes import WorkerProcess, run_producer
@@ -37,10 +37,10 @@ MODES = {
 }
 
 
-async def sent_times(broker_url: str, topic: str) -> dict[int, float]:
-    """seq -> the producer's send time, for every event on partition 0 of ``topic``."""
+def sent_times(values: list[bytes]) -> dict[int, float]:
+    """seq -> the producer's send time, for every event in these records."""
     times: dict[int, float] = {}
-    async for value in values_from_start(broker_url, topic):
+    for value in values:
         for event in decode_record(value)[0]:
             times.setdefault(event.seq, event.sent_at)
     return times
@@ -53,7 +53,9 @@ def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path
            "RECORDING_BACKEND_FILE": str(recording), "MIDI_OUTPUT": "port", **mode_env}
     env.update({name: value for name, value in os.environ.items() if name.startswith("MIDI_")})
     env["MIDI_OUTPUT"] = outputs
-    with WorkerProcess(env) as worker:
+    # The send times are read as the song is written: the mock cluster drops a partition's oldest records
+    # past 5 MiB, so a long song's head is gone by its end.
+    with WorkerProcess(env) as worker, TopicTap(broker_url, topic) as tap:
         produced = run_producer([str(song)], env)
         if produced.returncode != 0:
             raise SystemExit(f"produce-midi failed:\n{produced.stderr}")
@@ -61,7 +63,7 @@ def measure_app(broker_url: str, song: Path, score, mode_env: dict, folder: Path
     played = read_recording(recording)[: len(score)]
     if [entry["bytes"] for entry in played] != [data for _, data in score]:
         raise SystemExit(f"{topic}: the port did not receive the score exactly")
-    sent = asyncio.run(sent_times(broker_url, topic))
+    sent = sent_times(tap.values)
     errors = timing_errors_ms([entry["time"] for entry in played], [t for t, _ in score])
     chords: dict[float, list[float]] = {}
     for (score_time, _), entry in zip(score, played):
