@@ -34,11 +34,12 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from common import BROKER_KINDS, ProcessUsage, bench_broker, bootstrap, percentiles, steal_ms
+from common import BROKER_KINDS, ProcessUsage, TopicTap, bench_broker, bootstrap, percentiles, steal_ms
 from machine_stalls import MachineStalls
 
 from brokers import local_fetch_wait
 from models.midi_event import decode_record
+from outputs import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN_PEDAL
 from harness.processes import ROOT, WorkerProcess, faust_command, stop_process
 from tests.recording_backend import read_recording
 
@@ -72,46 +73,19 @@ async def records_held(broker_url: str) -> int:
         await consumer.stop()
 
 
-class TopicTap:
-    """Reads partition 0 of a topic from its start, as it is written, in a thread of its own: the mock
-    cluster drops a partition's oldest records past 5 MiB, so the run's events are kept as they come."""
-
-    def __init__(self, broker_url: str, topic: str) -> None:
-        self.broker_url, self.topic = broker_url, topic
-        self.values: list[bytes] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._read()), daemon=True)
-
-    async def _read(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(self.broker_url), enable_auto_commit=False,
-                                    fetch_max_wait_ms=100)
-        await consumer.start()
-        try:
-            partition = TopicPartition(self.topic, 0)
-            consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
-            while not self.stopping.is_set():
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    self.values.extend(record.value for record in records)
-            end = (await consumer.end_offsets([partition]))[partition]
-            while await consumer.position(partition) < end:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    self.values.extend(record.value for record in records)
-        finally:
-            await consumer.stop()
-
-    def __enter__(self) -> "TopicTap":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stopping.set()
-        self.thread.join(60)
+def say(line: str) -> None:
+    """Print ``line`` in one write: with ``--together`` the modes' threads print at once, and print()
+    writes a line and its newline apart, so two lines could run into one."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
-def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[float, float, float, str]], int, int]:
+def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[float, float, float, str]], dict]:
     """Pair each message the port received with its event on the topic: (played at, score time, sent at,
-    song) per event, and the counts of messages that matched nothing and events never played.
+    song) per event, and counts: ``releases``, messages of the kinds the worker sends when a song ends
+    (OutputSet.release: note-offs of held notes, pedal up, All Notes Off and All Sound Off on its
+    channels) that are in no song, ``unmatched``, other messages that matched nothing, and ``missing``,
+    events never played.
 
     Songs follow one another on the topic; a played message belongs to the earliest song still playing
     whose next event it is (a buffered song's tail may overlap the next song's head)."""
@@ -122,7 +96,7 @@ def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[fl
                 songs.setdefault(event.song, {}).setdefault(event.seq, (event.score_time, event.message, event.sent_at))
     queues = [(song, [events[seq] for seq in sorted(events)]) for song, events in songs.items()]
     positions = [0] * len(queues)
-    first_open, matched, extra = 0, [], 0
+    first_open, matched, releases, unmatched = 0, [], 0, 0
     for entry in played:
         while first_open < len(queues) and positions[first_open] >= len(queues[first_open][1]):
             first_open += 1
@@ -134,9 +108,18 @@ def match_played(played: list[dict], values: list[bytes]) -> tuple[list[tuple[fl
                 positions[index] += 1
                 break
         else:
-            extra += 1
+            if is_release(entry["bytes"]):
+                releases += 1
+            else:
+                unmatched += 1
     missing = sum(len(events) - position for (_, events), position in zip(queues, positions))
-    return matched, extra, missing
+    return matched, {"releases": releases, "unmatched": unmatched, "missing": missing}
+
+
+def is_release(data: list[int]) -> bool:
+    """A note-off, or a pedal up, All Notes Off or All Sound Off."""
+    return len(data) == 3 and (data[0] & 0xF0 == 0x80 or (
+        data[0] & 0xF0 == 0xB0 and data[1] in (SUSTAIN_PEDAL, ALL_NOTES_OFF, ALL_SOUND_OFF) and data[2] == 0))
 
 
 def median_offsets(matched) -> dict[str, float]:
@@ -190,27 +173,37 @@ def same_music_drift(matched) -> dict[str, dict]:
     return drift
 
 
-def publish_until(deadline: float, stopping: threading.Event, songs: list[Path], env: dict, log: Path) -> None:
-    """``produce-midi --passes forever`` over ``songs`` until ``deadline`` (or ``stopping``), then SIGTERM:
-    the song in flight ends there with its end event."""
-    with open(log, "a") as output:
-        producer = subprocess.Popen(faust_command("produce-midi", "--passes", "forever", *map(str, songs)), cwd=ROOT,
-                                    env=env, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            while producer.poll() is None and time.monotonic() < deadline and not stopping.is_set():
-                time.sleep(0.2)
-        finally:
-            stop_process(producer, timeout=30)
+class Publisher:
+    """``produce-midi --passes forever`` over ``songs``, in a process of its own, until the block ends:
+    then SIGTERM, and the song in flight ends there with its end event."""
+
+    def __init__(self, songs: list[Path], env: dict, log: Path) -> None:
+        self.songs, self.env, self.log = songs, env, log
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Publisher":
+        with open(self.log, "a") as output:
+            self.process = subprocess.Popen(faust_command("produce-midi", "--passes", "forever", *map(str, self.songs)),
+                                            cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        stop_process(self.process, timeout=30)
 
 
 def measure_windows(mode: str, broker_url: str, seconds: float, window: float, started: float,
-                    worker_sample: ProcessUsage, broker: ProcessUsage, stop: threading.Event) -> list[dict]:
-    """A row per window: the worker's and the broker's CPU and memory, the records the broker holds;
-    the rows so far once ``stop`` is set."""
+                    worker_sample: ProcessUsage, broker: ProcessUsage, publisher: Publisher,
+                    stop: threading.Event) -> list[dict]:
+    """A row per window: the worker's and the broker's CPU and memory, the producer's memory, the records
+    the broker holds; the rows so far once ``stop`` is set or the producer has ended."""
     rows = []
+    producer = ProcessUsage(publisher.process.pid)
     last = (started, worker_sample.cpu_seconds(), broker.cpu_seconds(), steal_ms())
     for index in range(int(seconds // window)):
         if stop.wait(max(0.0, started + (index + 1) * window - time.monotonic())):
+            break
+        if publisher.process.poll() is not None:
+            say(f"  {mode}: the producer ended (exit {publisher.process.returncode}; its log: {publisher.log})")
             break
         now = (time.monotonic(), worker_sample.cpu_seconds(), broker.cpu_seconds(), steal_ms())
         held = asyncio.run(records_held(broker_url))
@@ -220,15 +213,15 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, s
                      # The worker's own heap, without the probe's mapped file (bench/common.py).
                      "worker_anon_mib": worker_sample.rss_mib("RssAnon"),
                      "broker_rss_mib": broker.rss_mib(), "records_held": held,
+                     "producer_anon_mib": producer.rss_mib("RssAnon"),
                      # The host's, for a virtual machine: time its CPUs could not run anything of ours.
                      "steal_ms": round(now[3] - last[3])})
         last = now
         row = rows[-1]
-        print(f"  {mode} {(index + 1) * window:5.0f} s:"
-              f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB ({row['worker_anon_mib']:.1f} anon),"
-              f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held,"
-              f" steal {row['steal_ms']} ms",
-              flush=True)
+        say(f"  {mode} {(index + 1) * window:5.0f} s:"
+            f" worker {row['worker_cpu']:4.0f}% {row['worker_rss_mib']:6.0f} MiB ({row['worker_anon_mib']:.1f} anon),"
+            f" broker {row['broker_cpu']:4.0f}% {row['broker_rss_mib']:6.0f} MiB, {held:,} records held,"
+            f" producer {row['producer_anon_mib']:.1f} MiB anon, steal {row['steal_ms']} ms")
     return rows
 
 
@@ -244,33 +237,27 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
         worker_sample = ProcessUsage(worker.process.pid)
         started = time.monotonic()
         wall_started = time.time()
-        deadline = started + seconds
-        stopping = threading.Event()
-        publisher = threading.Thread(target=publish_until,
-                                     args=(deadline, stopping, songs, env, folder / f"{topic}.log"))
-        publisher.start()
-        try:
-            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker, stop)
-        finally:
-            stopping.set()
-            publisher.join()
+        with Publisher(songs, env, folder / f"{topic}.log") as publisher:
+            rows = measure_windows(mode, broker_url, seconds, window, started, worker_sample, broker, publisher,
+                                   stop)
         time.sleep(1.0 + float(MODES[mode].get("MIDI_PLAYOUT_DELAY", 0)))  # the last notes sent reach the port
     # The worker's own lines (status: fetches, garbage collections; summaries), beside the producer's log.
     (folder / f"{topic}-worker.log").write_text("\n".join(worker.lines) + "\n")
     played = read_recording(recording) if recording.exists() else []
-    matched, extra, missing = match_played(played, tap.values)
+    matched, counts = match_played(played, tap.values)
     # Every event's (played at, score time, sent at, song), for a closer look at the worst minutes.
     (folder / f"{topic}-matched.json").write_text(json.dumps(matched))
     timing = per_window(matched, wall_started, window, machine)
     for row in rows:
         row.update(timing.get(row["window"], {"events": 0, "timing_error_ms": None, "latency_ms": None}))
-    print(f"  {mode}: {len(matched):,} events matched, {extra} played messages matched nothing, "
-          f"{missing} events sent but not played; each event's timing in {folder / f'{topic}-matched.json'}")
+    say(f"  {mode}: {len(matched):,} events matched, {counts['releases']} releases at songs' ends (in no song), "
+        f"{counts['unmatched']} other played messages matched nothing, {counts['missing']} events sent but not "
+        f"played; each event's timing in {folder / f'{topic}-matched.json'}")
     for name, figures in same_music_drift(matched).items():
-        print(f"{mode}: same music, first and last whole play of {name} ({figures['plays']} plays): timing error "
-              f"p99 {figures['first_p99']:.2f} -> {figures['last_p99']:.2f} ms ({figures['ratio']}x)")
+        say(f"{mode}: same music, first and last whole play of {name} ({figures['plays']} plays): timing error "
+            f"p99 {figures['first_p99']:.2f} -> {figures['last_p99']:.2f} ms ({figures['ratio']}x)")
         if json_rows:
-            print("soak drift " + json.dumps({"mode": mode, "song": name, **figures}), flush=True)
+            say("soak drift " + json.dumps({"mode": mode, "song": name, **figures}))
     return rows
 
 
@@ -349,7 +336,7 @@ def soak_modes(args: argparse.Namespace, folder: Path, stop: threading.Event, ma
 
 def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path, songs: list[Path],
                        stop: threading.Event, machine: MachineStalls | None) -> list[dict]:
-    print(f"{mode}: songs in the order {', '.join(song.name for song in songs)}", flush=True)
+    say(f"{mode}: songs in the order {', '.join(song.name for song in songs)}")
     with bench_broker(args.broker, [f"soak-{mode}"], str(folder / f"broker-{mode}.log")) as broker_url:
         return soak(broker_url, mode, songs, args.minutes * 60, args.window, folder, stop, args.json, machine)
 
@@ -368,16 +355,15 @@ def trend(windows: list[int], values: list[float], window: float) -> tuple[int, 
     return stretch, statistics.median(values[:stretch]), statistics.median(values[-stretch:]), slope
 
 
-def memory_trend(rows: list[dict], window: float) -> dict | None:
-    """The worker's anonymous memory (with its port processes) over the run: the median of the lines of
-    its first and of its last ten minutes (a third of the run if shorter), and the least-squares slope
-    over every line, in MiB an hour. A line's figure depends on where it falls in a song (the playing
-    song's stats grow with it, and in buffered mode its queue), so two single lines would compare songs;
-    ten minutes span more than one pass of the soak's songs."""
-    if len(rows) < 3:
+def memory_trend(rows: list[dict], window: float, field: str = "worker_anon_mib") -> dict | None:
+    """A process's anonymous memory over the run (by default the worker's, with its port processes): the
+    median of the lines of its first and of its last ten minutes (a third of the run if shorter), and the
+    least-squares slope over every line, in MiB an hour. A line's figure depends on where it falls in a
+    song (the playing song's stats grow with it, and in buffered mode its queue), so two single lines
+    would compare songs; ten minutes span more than one pass of the soak's songs."""
+    if len(rows) < 3 or any(field not in row for row in rows):
         return None
-    stretch, first, last, slope = trend([row["window"] for row in rows], [row["worker_anon_mib"] for row in rows],
-                                        window)
+    stretch, first, last, slope = trend([row["window"] for row in rows], [row[field] for row in rows], window)
     return {"lines": stretch, "first_mib": round(first, 1), "last_mib": round(last, 1),
             "slope_mib_per_hour": round(slope, 2)}
 
@@ -419,7 +405,7 @@ def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
 def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(f"{mode}: {'until':>7} {'events':>7} {'err p50':>8} {'err p99':>8} {'lat p99':>8} "
           f"{'worker':>7} {'w MiB':>6} {'w anon':>6} {'broker':>7} {'b MiB':>6} {'held':>9} "
-          f"{'steal':>6} {'stalls':>6} {'longest':>7}")
+          f"{'p anon':>6} {'steal':>6} {'stalls':>6} {'longest':>7}")
     for row in rows:
         error, latency = row["timing_error_ms"] or {}, row["latency_ms"] or {}
         machine = row.get("machine")
@@ -428,7 +414,8 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
               f"{error.get('p99', float('nan')):8.2f} {latency.get('p99', float('nan')):8.2f} "
               f"{row['worker_cpu']:6.0f}% {row['worker_rss_mib']:6.0f} {row['worker_anon_mib']:6.1f} "
               f"{row['broker_cpu']:6.0f}% "
-              f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,} {row['steal_ms']:6d}"
+              f"{row['broker_rss_mib']:6.0f} {row['records_held']:9,} {row['producer_anon_mib']:6.1f} "
+              f"{row['steal_ms']:6d}"
               + (f" {machine['stalls']:6d} {machine['max_ms']:7.2f}" if machine else ""))
         if args.json:
             print("soak row " + json.dumps({"mode": mode, **row}), flush=True)
@@ -443,12 +430,14 @@ def print_rows(mode: str, rows: list[dict], args: argparse.Namespace) -> None:
                      f"a later line within {LAST_OVER_FIRST}x of an earlier one in {timing['later_within']:.0%} "
                      f"of all pairs"
                      + over_bound_text(timing))
-    trend = memory_trend(rows, args.window)
-    if trend is not None:
-        closing_line(args, "memory", mode, trend,
-                     f"worker memory (anon, with its port processes): median {trend['first_mib']} MiB over the "
-                     f"first {trend['lines']} lines, {trend['last_mib']} over the last {trend['lines']}; "
-                     f"slope {trend['slope_mib_per_hour']:+.2f} MiB an hour over all {len(rows)}")
+    for kind, field, whose in (("memory", "worker_anon_mib", "worker memory (anon, with its port processes)"),
+                               ("producer-memory", "producer_anon_mib", "producer memory (anon)")):
+        trend = memory_trend(rows, args.window, field)
+        if trend is not None:
+            closing_line(args, kind, mode, trend,
+                         f"{whose}: median {trend['first_mib']} MiB over the first {trend['lines']} lines, "
+                         f"{trend['last_mib']} over the last {trend['lines']}; slope "
+                         f"{trend['slope_mib_per_hour']:+.2f} MiB an hour over all {len(rows)}")
 
 
 def over_bound_text(timing: dict) -> str:
@@ -468,6 +457,7 @@ def closing_line(args: argparse.Namespace, kind: str, mode: str, figures: dict, 
     print(f"{mode}: {text}")
     if args.json:
         print(f"soak {kind} " + json.dumps({"mode": mode, **figures}), flush=True)
+
 
 if __name__ == "__main__":
     main()

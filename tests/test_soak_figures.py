@@ -8,6 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import soak  # noqa: E402  (the benchmarks import each other from their folder)
 
+from models.midi_event import encode_events  # noqa: E402
+
 
 def lines(p99s: list[float | None]) -> list[dict]:
     return [{"window": index, "timing_error_ms": None if p99 is None else {"p99": p99}}
@@ -57,3 +59,17 @@ def test_lines_over_the_bound_say_what_kept_the_machine_itself_from_running_then
     assert figures["over_with_machine_stall"] is None
     assert soak.over_bound_text(figures).endswith("(median of all lines 0)")
     assert soak.over_bound_text(soak.timing_trend("live", lines([1.5, 1.2, 1.4]), 60.0)) == ""
+
+
+def test_played_messages_are_paired_with_their_events_and_a_songs_end_releases_counted_apart():
+    """Two songs on the topic; the port got the first whole, the worker's release of it (a held note's
+    note-off, pedal up, All Notes Off, All Sound Off: in no song), one stray message, and the second but
+    its last event."""
+    first = encode_events("a", 0, [(0.0, [0x90, 60, 64]), (0.5, [0x80, 60, 0])], sent_at=10.0, speed_ratio=1.0)
+    second = encode_events("b", 0, [(0.0, [0x91, 62, 64]), (0.5, [0x81, 62, 0])], sent_at=20.0, speed_ratio=1.0)
+    port = [[0x90, 60, 64], [0x80, 60, 0], [0x80, 67, 64], [0xB0, 64, 0], [0xB0, 123, 0], [0xB0, 120, 0],
+            [0xB0, 7, 100], [0x91, 62, 64]]
+    played = [{"time": 100.0 + index, "bytes": data} for index, data in enumerate(port)]
+    matched, counts = soak.match_played(played, [first, second])
+    assert matched == [(100.0, 0.0, 10.0, "a"), (101.0, 0.5, 10.0, "a"), (107.0, 0.0, 20.0, "b")]
+    assert counts == {"releases": 4, "unmatched": 1, "missing": 1}
