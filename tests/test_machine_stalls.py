@@ -29,3 +29,12 @@ def test_a_watcher_held_off_its_cpu_reports_a_stall_of_that_length():
     # Nothing is counted outside the stretch asked about.
     assert machine.between(started - 60, started - 30) == {"stalls": 0, "max_ms": 0.0}
     assert all(watcher.poll() is not None for watcher in machine.watchers)
+
+
+def test_a_watcher_refused_real_time_priority_watches_at_ordinary_priority_and_says_so():
+    """Priority 100 is above SCHED_FIFO's range (1-99), refused as a user without the right would be."""
+    with MachineStalls(over_ms=2.0, priority=100) as machine:
+        assert not machine.realtime
+        assert "at ordinary priority (real-time not permitted" in machine.start_line()
+        assert all(watcher.poll() is None for watcher in machine.watchers)  # watching all the same
+    assert all(watcher.poll() is not None for watcher in machine.watchers)
