@@ -1,5 +1,7 @@
 """Soak: real songs back to back for a set time, live then buffered, through the worker's MIDI port, with a
-line per minute: timing error, latency, the worker's and the broker's CPU and memory, records the broker holds.
+line per minute: timing error, latency, the worker's and the broker's CPU and memory, records the broker holds,
+the producer's memory. At the end, the events played and never played, and the messages the port got that are
+in no song (apart: the worker's releases at each song's end).
 
 Timing is measured outside the worker: the recording mido backend stamps each message as the port receives
 it, and each played message is matched to its event on the topic (song, score time, send time). Timing error
