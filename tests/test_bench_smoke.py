@@ -39,13 +39,23 @@ SOAK_GROWTH_BOUND = 3.0
 SOAK_FLOOR_MS = 3.0
 
 
+# A real piece of 16 s (tests/fixtures/k525short.LICENSE), played over and over: the soak's last line can
+# be the first line's music again within seconds of the minute.
+SHORT_PIECE = Path(__file__).resolve().parent / "fixtures" / "k525short.mid"
+
+
 def test_a_one_minute_soak_does_not_slow_down():
-    result = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--smoke", "--broker", "mock", "--json"],
+    """With --same-music-end the minute's three lines of 20 s are followed by a fourth, from the start of
+    the first pass to begin 40 s or more into the run (the piece's fourth): the first line's music."""
+    result = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--smoke", "--broker", "mock", "--json",
+                             "--same-music-end", "--songs", str(SHORT_PIECE)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line.split("soak row ", 1)[1])
             for line in result.stdout.splitlines() if line.startswith("soak row ")]
-    assert len(rows) == 3, result.stdout
+    assert [(row["start_s"], row["end_s"]) for row in rows[:3]] == [(0, 20), (20, 40), (40, 60)], result.stdout
+    assert len(rows) == 4 and rows[-1]["same_music_as_first"], result.stdout
+    assert 48 < rows[-1]["start_s"] < 60 and rows[-1]["end_s"] == rows[-1]["start_s"] + 20, result.stdout
     assert all(row["events"] > 100 for row in rows), result.stdout
     # Each line says how long the host kept the machine's CPUs (steal time; 0 on a machine of its own).
     assert all(isinstance(row["steal_ms"], int) and row["steal_ms"] >= 0 for row in rows), result.stdout
@@ -54,7 +64,8 @@ def test_a_one_minute_soak_does_not_slow_down():
     assert last <= SOAK_GROWTH_BOUND * max(first, SOAK_FLOOR_MS), result.stdout
     closing = [json.loads(line.split("soak timing ", 1)[1])
                for line in result.stdout.splitlines() if line.startswith("soak timing ")]
-    assert [(figures["lines"], figures["first_ms"], figures["last_ms"]) for figures in closing] == [(3, first, last)]
+    assert [(figures["lines"], figures["first_ms"], figures["last_ms"], figures["last_same_music"])
+            for figures in closing] == [(4, first, last, True)]
     # Every message the port got is an event of a song or the worker's release at a song's end.
     assert "0 other played messages matched nothing, 0 events sent but not played" in result.stdout, result.stdout
 

@@ -73,3 +73,46 @@ def test_played_messages_are_paired_with_their_events_and_a_songs_end_releases_c
     matched, counts = soak.match_played(played, [first, second])
     assert matched == [(100.0, 0.0, 10.0, "a"), (101.0, 0.5, 10.0, "a"), (107.0, 0.0, 20.0, "b")]
     assert counts == {"releases": 4, "unmatched": 1, "missing": 1}
+
+
+class Tap:
+    """What the soak reads of TopicTap: the values written to the topic so far."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+
+def test_each_pass_begins_where_a_play_of_the_first_song_begins_and_the_last_line_from_the_first_far_enough():
+    tap = Tap()
+    passes = soak.PassStarts(tap, Path("/songs/one.mid"))
+
+    def play(song: str, song_start: float) -> None:
+        tap.values.append(encode_events(song, 0, [(0.0, [0x90, 60, 64])], sent_at=song_start, speed_ratio=1.0,
+                                        song_start=song_start))
+        tap.values.append(encode_events(song, 1, [(1.0, [0x80, 60, 0])], sent_at=song_start + 1, speed_ratio=1.0,
+                                        song_start=song_start))
+
+    assert passes.update() == []
+    play("one.mid@a", 1000.0)
+    play("two.mid@b", 1100.0)
+    play("one.mid@c", 1200.0)
+    assert passes.update() == [1000.0, 1200.0]
+    assert passes.same_music_from(150.0) == 1200.0
+    assert passes.same_music_from(250.0) is None  # no pass so late yet
+    play("two.mid@d", 1300.0)
+    play("one.mid@e", 1400.0)
+    assert passes.same_music_from(250.0) == 1400.0
+    assert passes.update() == [1000.0, 1200.0, 1400.0]  # each value read once
+
+
+def test_a_window_counts_the_events_played_within_it_by_their_error_from_their_songs_median_offset():
+    # Song "a" plays 2 s after its score, but one event 5 ms later than that; song "b" 3 s after.
+    matched = [(102.0, 100.0, 101.997, "a"), (103.0, 101.0, 102.997, "a"), (104.005, 102.0, 104.0, "a"),
+               (203.0, 200.0, 202.996, "b")]
+    timings = soak.PlayedTimings(matched)
+    window = timings.between(102.5, 104.5)
+    assert window["events"] == 2
+    assert window["worst"] == (5.0, "a", 102.0)
+    assert round(window["timing_error_ms"]["p99"], 3) == 5.0
+    assert timings.between(150.0, 210.0)["events"] == 1
+    assert timings.between(104.5, 150.0) == {"events": 0, "timing_error_ms": None, "latency_ms": None}
