@@ -116,3 +116,15 @@ def test_a_window_counts_the_events_played_within_it_by_their_error_from_their_s
     assert round(window["timing_error_ms"]["p99"], 3) == 5.0
     assert timings.between(150.0, 210.0)["events"] == 1
     assert timings.between(104.5, 150.0) == {"events": 0, "timing_error_ms": None, "latency_ms": None}
+
+
+def test_a_memory_that_steps_up_once_early_is_flat_once_warm():
+    """A producer's memory: one step when it first reads the largest song, flat after."""
+    rows = [{"window": index, "producer_anon_mib": 53.6 if index < 6 else 56.5} for index in range(60)]
+    trend = soak.memory_trend(rows, 60.0, "producer_anon_mib")
+    assert (trend["lines"], trend["first_mib"], trend["last_mib"]) == (10, 53.6, 56.5)
+    assert trend["slope_mib_per_hour"] > 1.0  # the step, read as a growth over every line
+    assert trend["warm_slope_mib_per_hour"] == 0.0
+    growing = [{"window": index, "producer_anon_mib": 50 + index / 60} for index in range(60)]
+    assert soak.memory_trend(growing, 60.0, "producer_anon_mib")["warm_slope_mib_per_hour"] == 1.0
+    assert soak.memory_trend(rows[:3], 60.0, "producer_anon_mib")["warm_slope_mib_per_hour"] is None
