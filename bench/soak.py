@@ -41,6 +41,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from common import BROKER_KINDS, ProcessUsage, TopicTap, bench_broker, bootstrap, percentiles, steal_ms
@@ -223,10 +224,12 @@ class PassStarts:
                     self.starts.append(event.song_start)
         return self.starts
 
-    def first(self, timeout: float, stop: threading.Event) -> float | None:
-        """The first pass's start, once its first record is on the topic; None if none came in time."""
+    def first(self, timeout: float, stop: threading.Event, publishing: Callable[[], bool]) -> float | None:
+        """The first pass's start, once its first record is on the topic; None if none came in time, or
+        the producer ended (``publishing`` false) before it."""
         deadline = time.monotonic() + timeout
-        while not self.update() and time.monotonic() < deadline and not stop.wait(0.05):
+        while (not self.update() and publishing() and time.monotonic() < deadline
+               and not stop.wait(0.05)):
             pass
         return self.starts[0] if self.starts else None
 
@@ -247,9 +250,12 @@ def measure_windows(mode: str, broker_url: str, seconds: float, window: float, p
     window from that pass's start, overlapping the row before it: the first window's music again, so the
     last row's timing compares with the first's as the same music played late, not as other chords."""
     rows: list[dict] = []
-    first = passes.first(120.0, stop)
+    first = passes.first(120.0, stop, lambda: publisher.process.poll() is None)
     if first is None:
-        if not stop.is_set():
+        if publisher.process.poll() is not None:
+            say(f"  {mode}: the producer ended before its first song (exit {publisher.process.returncode}; "
+                f"its log: {publisher.log})")
+        elif not stop.is_set():
             say(f"  {mode}: nothing published within 120 s (the producer's log: {publisher.log})")
         return None, rows
     started = time.monotonic() - (time.time() - first)
@@ -374,13 +380,18 @@ def main() -> None:
     with MachineStalls() if args.machine_stalls else nullcontext() as machine:
         if machine is not None:
             print(machine.start_line(), flush=True)
-        soak_modes(args, folder, stop, machine)
+        measured = soak_modes(args, folder, stop, machine)
     if signals:
         sys.exit(128 + signals[0])
+    if not all(measured.values()):
+        sys.exit(f"no line measured for {', '.join(mode for mode, rows in measured.items() if not rows)}: see above")
 
 
-def soak_modes(args: argparse.Namespace, folder: Path, stop: threading.Event, machine: MachineStalls | None) -> None:
+def soak_modes(args: argparse.Namespace, folder: Path, stop: threading.Event,
+               machine: MachineStalls | None) -> dict[str, list[dict]]:
+    """Each mode's rows, once printed."""
     modes = args.modes.split(",")
+    results: dict[str, list[dict]] = {}
     if args.together:
         # Each mode on a broker of its own (the worker's group and table are named by the app, so two
         # workers on one broker would share them), all at once: an hour soak of both modes takes an hour.
@@ -388,7 +399,6 @@ def soak_modes(args: argparse.Namespace, folder: Path, stop: threading.Event, ma
         # meet the densest bars of keep_on_rolling.mid at the same moment on a 2-core machine, a load no
         # single worker and producer put on one (2026-11-30, 08:37: live's worst chords, 3.1-3.6 ms late,
         # were there).
-        results: dict[str, list[dict]] = {}
         threads = [threading.Thread(
             target=lambda mode=mode, first=index: results.update(
                 {mode: soak_on_own_broker(args, mode, folder, songs_from(args.songs, first), stop, machine)}))
@@ -397,15 +407,18 @@ def soak_modes(args: argparse.Namespace, folder: Path, stop: threading.Event, ma
             thread.start()
         for thread in threads:
             thread.join()
-        for mode in modes:
-            print_rows(mode, results.get(mode, []), args)
     else:
         with bench_broker(args.broker, [f"soak-{mode}" for mode in modes], str(folder / "broker.log")) as broker_url:
             for mode in modes:
                 if stop.is_set():
                     break
-                print_rows(mode, soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder,
-                                      stop, args.json, machine, args.same_music_end), args)
+                results[mode] = soak(broker_url, mode, args.songs, args.minutes * 60, args.window, folder,
+                                     stop, args.json, machine, args.same_music_end)
+    # In the list's order; with --together, a mode whose thread failed is there too, without lines.
+    measured = {mode: results.get(mode, []) for mode in modes if args.together or mode in results}
+    for mode, rows in measured.items():
+        print_rows(mode, rows, args)
+    return measured
 
 
 def soak_on_own_broker(args: argparse.Namespace, mode: str, folder: Path, songs: list[Path],

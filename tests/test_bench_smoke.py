@@ -70,6 +70,18 @@ def test_a_one_minute_soak_does_not_slow_down():
     assert "0 other played messages matched nothing, 0 events sent but not played" in result.stdout, result.stdout
 
 
+def test_a_soak_whose_producer_publishes_nothing_says_so_and_fails(tmp_path):
+    """A file that is no MIDI file: produce-midi ends at once, having published nothing; the soak says so
+    rather than waiting for a first song, and exits with an error."""
+    not_midi = tmp_path / "notes.mid"
+    not_midi.write_text("not a MIDI file\n")
+    result = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--smoke", "--broker", "mock",
+                             "--songs", str(not_midi)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "live: the producer ended before its first song (exit" in result.stdout, result.stdout
+    assert "no line measured for live" in result.stderr, result.stderr
+
+
 def test_latency_smoke_run_measures_each_output_kind_beside_the_port_alone():
     result = subprocess.run([sys.executable, str(BENCH / "latency.py"), "--smoke", "--outputs", "wav,mid,log,null"],
                             capture_output=True, text=True, timeout=300)
