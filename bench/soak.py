@@ -490,7 +490,7 @@ def timing_trend(mode: str, rows: list[dict], window: float) -> dict | None:
             "over_steal_ms": [row.get("steal_ms") for row in over],
             "median_steal_ms": statistics.median(row.get("steal_ms", 0) for row in rows),
             "over_with_machine_stall": (sum(row["machine"]["max_ms"] > bound for row in over)
-                                        if all("machine" in row for row in over) else None),
+                                        if rows and all("machine" in row for row in rows) else None),
             "first_ms": p99[0], "last_ms": p99[-1],
             # The last line plays the first line's music again (--same-music-end), or whatever came then.
             "last_same_music": bool(rows[-1].get("same_music_as_first") and rows[-1]["timing_error_ms"]),

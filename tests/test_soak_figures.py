@@ -59,6 +59,8 @@ def test_lines_over_the_bound_say_what_kept_the_machine_itself_from_running_then
     assert figures["over_with_machine_stall"] is None
     assert soak.over_bound_text(figures).endswith("(median of all lines 0)")
     assert soak.over_bound_text(soak.timing_trend("live", lines([1.5, 1.2, 1.4]), 60.0)) == ""
+    # No line over and no watcher: nothing to say of stalls, not "0 of them".
+    assert soak.timing_trend("live", lines([1.5, 1.2, 1.4]), 60.0)["over_with_machine_stall"] is None
 
 
 def test_played_messages_are_paired_with_their_events_and_a_songs_end_releases_counted_apart():
