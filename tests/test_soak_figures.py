@@ -116,8 +116,19 @@ def test_a_window_counts_the_events_played_within_it_by_their_error_from_their_s
     assert window["events"] == 2
     assert window["worst"] == (5.0, "a", 102.0)
     assert round(window["timing_error_ms"]["p99"], 3) == 5.0
+    # Of those 5 ms, the producer's: it sent that event 3 ms later than the song's usual 1.997 s.
+    assert round(window["send_lag_ms"]["p99"], 3) == 3.0 and window["send_lag_ms"]["p50"] == 0.0
     assert timings.between(150.0, 210.0)["events"] == 1
-    assert timings.between(104.5, 150.0) == {"events": 0, "timing_error_ms": None, "latency_ms": None}
+    assert timings.between(104.5, 150.0) == {"events": 0, "timing_error_ms": None, "latency_ms": None,
+                                             "send_lag_ms": None}
+
+
+def test_lines_over_the_bound_say_how_late_the_producer_sent_their_events():
+    rows = lines([1.5, 3.2, 3.4, 1.4])
+    for row, lag in zip(rows, [0.05, 2.1, 0.04, 0.05]):
+        row["steal_ms"], row["send_lag_ms"] = 20, {"p99": lag}
+    text = soak.over_bound_text(soak.timing_trend("live", rows, 60.0))
+    assert "ms of steal time (median of all lines 20), their events sent with a lag p99 of 2.10, 0.04 ms" in text
 
 
 def test_a_memory_that_steps_up_once_early_is_flat_once_warm():
