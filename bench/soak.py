@@ -173,15 +173,14 @@ class PlayedTimings:
                 **({"machine": machine.between(start, end)} if machine is not None else {})}
 
 
-def same_music_drift(matched) -> dict[str, dict]:
+def same_music_drift(timings: "PlayedTimings") -> dict[str, dict]:
     """Each song file's timing error p99 on its first whole play and on its last, in ms: the same music at
     the start and at the end of the run. A minute's p99 depends on what it plays (a dense orchestral
     minute is not a sparse one), so comparing the run's first and last minutes mixes what the music
     asks with any slowdown; the same song played early and late does not."""
-    median = median_offsets(matched)
     timed = defaultdict(list)  # song -> [(played at, timing error in ms)]
-    for played_at, score_time, _, song in matched:
-        timed[song].append((played_at, abs(played_at - score_time - median[song]) * 1000))
+    for played_at, error, _, song, _, _ in timings.events:
+        timed[song].append((played_at, error))
     plays = defaultdict(list)  # file name -> [(first played at, events, p99)], in the order played
     for song, events in timed.items():
         plays[song.split("@")[0]].append((min(at for at, _ in events), len(events),
@@ -334,7 +333,7 @@ def soak(broker_url: str, mode: str, songs: list[Path], seconds: float, window: 
     say(f"  {mode}: {len(matched):,} events matched, {counts['releases']} releases at songs' ends (in no song), "
         f"{counts['unmatched']} other played messages matched nothing, {counts['missing']} events sent but not "
         f"played; each event's timing in {folder / f'{topic}-matched.json'}")
-    for name, figures in same_music_drift(matched).items():
+    for name, figures in same_music_drift(timings).items():
         say(f"{mode}: same music, first and last whole play of {name} ({figures['plays']} plays): timing error "
             f"p99 {figures['first_p99']:.2f} -> {figures['last_p99']:.2f} ms ({figures['ratio']}x)")
         if json_rows:
@@ -444,12 +443,17 @@ def songs_from(songs: list[Path], first: int) -> list[Path]:
     return songs[start:] + songs[:start]
 
 
-def trend(windows: list[int], values: list[float], window: float) -> tuple[int, float, float, float]:
+def trend(windows: list[float], values: list[float], window: float) -> tuple[int, float, float, float]:
     """A figure's course over a run's lines: how many lines make its first and its last ten minutes (a
     third of the run if shorter), the median over each, and the least-squares slope per hour."""
     stretch = max(1, min(round(600 / window), len(values) // 3))
-    slope = statistics.linear_regression(windows, values).slope * 3600 / window
-    return stretch, statistics.median(values[:stretch]), statistics.median(values[-stretch:]), slope
+    return (stretch, statistics.median(values[:stretch]), statistics.median(values[-stretch:]),
+            slope_per_hour(windows, values, window))
+
+
+def slope_per_hour(windows: list[float], values: list[float], window: float) -> float:
+    """The least-squares slope of ``values`` over their lines, per hour."""
+    return statistics.linear_regression(windows, values).slope * 3600 / window
 
 
 def memory_trend(rows: list[dict], window: float, field: str = "worker_anon_mib") -> dict | None:
@@ -467,8 +471,7 @@ def memory_trend(rows: list[dict], window: float, field: str = "worker_anon_mib"
         return None
     windows, values = [row["window"] for row in rows], [row[field] for row in rows]
     stretch, first, last, slope = trend(windows, values, window)
-    warm = (statistics.linear_regression(windows[stretch:], values[stretch:]).slope * 3600 / window
-            if len(rows) - stretch >= 3 else None)
+    warm = slope_per_hour(windows[stretch:], values[stretch:], window) if len(rows) - stretch >= 3 else None
     return {"lines": stretch, "first_mib": round(first, 1), "last_mib": round(last, 1),
             "slope_mib_per_hour": round(slope, 2), "warm_slope_mib_per_hour": None if warm is None else round(warm, 2)}
 
